@@ -1,0 +1,178 @@
+import type { Clock } from '../core/clock.js';
+import { AuditError } from '../core/errors.js';
+import { type AuditEvent, serializeEvent } from './event.js';
+import { CompactRange, leafHash } from './merkle.js';
+import type { AuditStore, Integration, TreeState } from './store.js';
+
+export interface AuditLogOptions {
+  readonly store: AuditStore;
+  readonly clock: Clock;
+  /** Events waiting for their batch before appends are refused with `audit.pushback`. */
+  readonly maxPending?: number;
+  /** Events written in one INSERT. */
+  readonly maxBatch?: number;
+  /** Rows integrated into the tree per transaction. */
+  readonly integrateBatch?: number;
+  /** Called once per durable append, for metrics. */
+  readonly onAppend?: (count: number, ok: boolean) => void;
+}
+
+interface Waiter {
+  readonly row: AuditRow;
+  resolve(): void;
+  reject(err: unknown): void;
+}
+
+export interface AuditRow {
+  readonly tenant: string;
+  readonly recordedAt: string;
+  readonly payload: string;
+}
+
+const utf8 = new TextEncoder();
+const hex = (b: Uint8Array): string => Buffer.from(b).toString('hex');
+
+/**
+ * The append side of the audit log.
+ *
+ * Appends are group-committed: concurrent requests' events share one INSERT, and each caller's
+ * promise settles only after that INSERT is durable, so no request is answered before its event
+ * is on disk (fail closed). Integration into the RFC 6962 tree is asynchronous, as in Tessera:
+ * rows get their leaf index and hash in insertion order under the sequencer lock, which keeps
+ * the request path free of the tree's serialization point.
+ */
+export class AuditLog {
+  readonly #store: AuditStore;
+  readonly #clock: Clock;
+  readonly #maxPending: number;
+  readonly #maxBatch: number;
+  readonly #integrateBatch: number;
+  readonly #onAppend: ((count: number, ok: boolean) => void) | undefined;
+  #queue: Waiter[] = [];
+  #flushing: Promise<void> | undefined;
+  #timer: NodeJS.Timeout | undefined;
+  #integrating: Promise<number> | undefined;
+
+  constructor(options: AuditLogOptions) {
+    this.#store = options.store;
+    this.#clock = options.clock;
+    this.#maxPending = options.maxPending ?? 10_000;
+    this.#maxBatch = options.maxBatch ?? 512;
+    this.#integrateBatch = options.integrateBatch ?? 1000;
+    this.#onAppend = options.onAppend;
+  }
+
+  /** The row an event is stored as; used to write an event inside a caller's own transaction. */
+  rowFor(event: AuditEvent): AuditRow {
+    return { tenant: event.tenant, recordedAt: this.#clock.now().toISOString(), payload: serializeEvent(event) };
+  }
+
+  /**
+   * Appends one event; resolves once it is durable. Rejects with `audit.pushback` when too many
+   * events are waiting (answer 503 with Retry-After) and with `audit.write_failed` when the store
+   * refused the write. Either way the caller must not report success.
+   */
+  append(event: AuditEvent): Promise<void> {
+    if (this.#queue.length >= this.#maxPending) {
+      return Promise.reject(new AuditError('audit.pushback', 'too many audit events are waiting to be written'));
+    }
+    const row = this.rowFor(event);
+    return new Promise<void>((resolve, reject) => {
+      this.#queue.push({ row, resolve, reject });
+      this.#scheduleFlush();
+    });
+  }
+
+  /** Called after a caller wrote rows in its own transaction. */
+  recordCommitted(count: number): void {
+    this.#onAppend?.(count, true);
+  }
+
+  #scheduleFlush(): void {
+    if (this.#flushing) return;
+    this.#flushing = new Promise<void>((done) => setImmediate(() => void this.#drain().finally(done))).then(() => {
+      this.#flushing = undefined;
+      if (this.#queue.length > 0) this.#scheduleFlush();
+    });
+  }
+
+  async #drain(): Promise<void> {
+    while (this.#queue.length > 0) {
+      const batch = this.#queue.splice(0, this.#maxBatch);
+      try {
+        await this.#store.insert(batch.map((w) => w.row));
+        this.#onAppend?.(batch.length, true);
+        for (const w of batch) w.resolve();
+      } catch (err) {
+        this.#onAppend?.(batch.length, false);
+        const failure = new AuditError('audit.write_failed', 'the audit log could not be written', { cause: err });
+        for (const w of batch) w.reject(failure);
+      }
+    }
+  }
+
+  /** Waits until every event appended so far is durable (or failed). */
+  async flush(): Promise<void> {
+    while (this.#flushing) await this.#flushing;
+  }
+
+  /**
+   * Integrates up to one batch of pending rows into the Merkle tree and returns how many were
+   * integrated. Leaf i is SHA-256(0x00 ‖ payload_i) (RFC 6962 §2.1); the stored tree state is
+   * the compact range of all leaves so far, so each batch costs O(batch · log n).
+   */
+  integrate(): Promise<number> {
+    // One integration at a time per process; the store's lock serializes replicas.
+    this.#integrating ??= this.#store
+      .integratePending(this.#integrateBatch, (state, pending) => this.#extend(state, pending))
+      .then((r) => r?.entries.length ?? 0)
+      .finally(() => {
+        this.#integrating = undefined;
+      });
+    return this.#integrating;
+  }
+
+  /** Integrates until nothing is pending. */
+  async integrateAll(): Promise<void> {
+    while ((await this.integrate()) > 0) {
+      /* next batch */
+    }
+  }
+
+  #extend(state: TreeState | undefined, pending: readonly { id: number; payload: string }[]): Integration {
+    const range = state ? CompactRange.fromJSON(JSON.parse(state.frontier)) : CompactRange.empty();
+    const entries = pending.map((p) => {
+      const h = leafHash(utf8.encode(p.payload));
+      const leafIndex = range.size;
+      range.append(h);
+      return { id: p.id, leafIndex, leafHash: hex(h) };
+    });
+    return {
+      entries,
+      tree: { size: range.size, frontier: JSON.stringify(range.toJSON()), rootHash: hex(range.root()) },
+      at: this.#clock.now().toISOString(),
+    };
+  }
+
+  /** Starts background integration every `intervalMs`; errors are reported, never thrown. */
+  startIntegrator(intervalMs: number, onError: (err: unknown) => void): void {
+    this.stopIntegrator();
+    this.#timer = setInterval(() => {
+      this.integrateAll().catch(onError);
+    }, intervalMs);
+    this.#timer.unref();
+  }
+
+  stopIntegrator(): void {
+    if (this.#timer) clearInterval(this.#timer);
+    this.#timer = undefined;
+  }
+
+  /** Stops the integrator and writes out everything still queued, then integrates it. */
+  async close(): Promise<void> {
+    this.stopIntegrator();
+    await this.flush();
+    if (this.#integrating) await this.#integrating.catch(() => 0);
+    await this.integrateAll();
+  }
+}

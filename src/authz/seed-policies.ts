@@ -1,0 +1,41 @@
+import { createHash } from 'node:crypto';
+import { DEFAULT_TENANT } from '../core/ids.js';
+
+/**
+ * The policy set a tenant's `rampart` store starts with. It permits the tenant's own `admin`
+ * role everything and nobody else anything: Cedar denies whatever no policy permits.
+ *
+ * A request is always evaluated against the policy set of the tenant it addresses, with the
+ * principal's home tenant as an attribute, so the data owner decides who may cross into it.
+ * Tenants other than `default` also admit the `default` tenant's admins: `default` is the
+ * operator tenant, as Vault's root namespace administers its children. A tenant may remove that
+ * policy once policy pushes exist; no tenant admits another tenant's admins.
+ */
+const OPERATOR_ACTIONS = ['Rampart::Action::"tenant:create"', 'Rampart::Action::"tenant:list"'];
+
+export function seedPolicies(tenant: string): Record<string, string> {
+  const text = [
+    '@id("tenant-admin")',
+    'permit (principal in Rampart::Role::"admin", action, resource)',
+    `when { principal.tenant == ${JSON.stringify(tenant)} && resource.tenant == ${JSON.stringify(tenant)} }`,
+  ];
+  // Creating and listing tenants are operator actions: only `default`'s admins hold them.
+  text.push(tenant === DEFAULT_TENANT ? ';' : `unless { action in [${OPERATOR_ACTIONS.join(', ')}] };`);
+  if (tenant !== DEFAULT_TENANT) {
+    text.push(
+      '',
+      '@id("operator-admin")',
+      'permit (principal in Rampart::Role::"admin", action, resource)',
+      `when { principal.tenant == ${JSON.stringify(DEFAULT_TENANT)} && resource.tenant == ${JSON.stringify(tenant)} };`,
+    );
+  }
+  return { 'rampart.cedar': `${text.join('\n')}\n` };
+}
+
+/** Content hash of a policy set version: SHA-256 over the sorted files and the schema. */
+export function policyHash(policies: Readonly<Record<string, string>>, schema: string | null): string {
+  const files = Object.keys(policies)
+    .sort()
+    .map((name) => [name, policies[name]]);
+  return createHash('sha256').update(JSON.stringify({ files, schema })).digest('hex');
+}

@@ -1,0 +1,101 @@
+/**
+ * One error type for the whole control plane, with a stable machine-readable `code`.
+ *
+ * Codes are string literals grouped by capability so that `switch (err.code)` narrows. The HTTP
+ * status of each code lives in one table ({@link ERROR_CODES}); nothing ever matches on message
+ * text. Codes are never reused or renamed: clients and dashboards key on them.
+ * `docs/errors.md` lists every code; `test/core/errors.test.ts` keeps the two in sync.
+ */
+
+export interface ErrorCodeInfo {
+  /** HTTP status the server answers with. */
+  readonly status: number;
+  /** Short, human-readable summary of the problem type (RFC 9457 §3.1.3 `title`). */
+  readonly title: string;
+}
+
+export const ERROR_CODES = {
+  // request shape
+  'request.malformed_json': { status: 400, title: 'Request body is not valid JSON' },
+  'request.invalid': { status: 400, title: 'Request failed validation' },
+  'request.unknown_field': { status: 400, title: 'Request has a field this endpoint does not accept' },
+  'request.body_too_large': { status: 413, title: 'Request body exceeds the configured limit' },
+  'request.unsupported_media_type': { status: 415, title: 'Request body media type is not supported' },
+  'request.not_found': { status: 404, title: 'No such route' },
+  'request.method_not_allowed': { status: 405, title: 'Method not allowed on this route' },
+  // authentication
+  'auth.missing_credentials': { status: 401, title: 'No credentials were presented' },
+  'auth.token_invalid': { status: 401, title: 'The token is not recognised' },
+  'auth.token_expired': { status: 401, title: 'The token has expired' },
+  'auth.token_revoked': { status: 401, title: 'The token has been revoked' },
+  'auth.client_cert_untrusted': { status: 401, title: 'The client certificate was not issued by this control plane' },
+  'auth.client_cert_invalid': { status: 401, title: 'The client certificate carries no usable workload identity' },
+  // tenants
+  'tenant.unknown': { status: 404, title: 'No such tenant' },
+  'tenant.exists': { status: 409, title: 'A tenant with that name already exists' },
+  'tenant.name_invalid': { status: 400, title: 'Tenant name is not valid' },
+  // tokens
+  'token.not_found': { status: 404, title: 'No such token' },
+  'token.ttl_invalid': { status: 400, title: 'Token TTL is not valid' },
+  // authorization
+  'authz.denied': { status: 403, title: 'Access denied' },
+  'authz.evaluation_failed': { status: 403, title: 'The policy could not be evaluated; access denied' },
+  // audit
+  'audit.write_failed': { status: 503, title: 'The audit log could not record the operation' },
+  'audit.pushback': { status: 503, title: 'The audit log is overloaded; retry later' },
+  'audit.proof_invalid': { status: 422, title: 'The Merkle proof does not verify' },
+  'audit.range_invalid': { status: 400, title: 'Tree size or index out of range' },
+  // pki
+  'pki.csr_invalid': { status: 400, title: 'The certificate signing request is not valid' },
+  'pki.ca_unavailable': { status: 503, title: 'The certificate authority is not available' },
+  'pki.spiffe_id_invalid': { status: 400, title: 'The SPIFFE ID is not valid' },
+  // store
+  'store.unavailable': { status: 503, title: 'The store is unreachable' },
+  'store.conflict': { status: 409, title: 'The record was changed concurrently' },
+  // secrets barrier
+  'secrets.sealed': { status: 503, title: 'The barrier is sealed' },
+  'secrets.decrypt_failed': { status: 500, title: 'A sealed record failed to decrypt' },
+  // server
+  'server.shutting_down': { status: 503, title: 'The server is shutting down' },
+  'server.internal': { status: 500, title: 'Internal error' },
+} as const satisfies Record<string, ErrorCodeInfo>;
+
+export type ErrorCode = keyof typeof ERROR_CODES;
+
+export interface RampartErrorOptions {
+  readonly cause?: unknown;
+  /** Extra machine-readable facts for the caller (never a secret). */
+  readonly details?: Record<string, unknown>;
+}
+
+export class RampartError<C extends ErrorCode = ErrorCode> extends Error {
+  readonly code: C;
+  readonly details: Record<string, unknown> | undefined;
+
+  constructor(code: C, message: string, options: RampartErrorOptions = {}) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.name = new.target.name;
+    this.code = code;
+    this.details = options.details;
+  }
+
+  get status(): number {
+    return ERROR_CODES[this.code].status;
+  }
+}
+
+type CodesOf<P extends string> = Extract<ErrorCode, `${P}.${string}`>;
+
+export class RequestError extends RampartError<CodesOf<'request'>> {}
+export class AuthError extends RampartError<CodesOf<'auth'>> {}
+export class TenantError extends RampartError<CodesOf<'tenant'>> {}
+export class TokenError extends RampartError<CodesOf<'token'>> {}
+export class AuthzError extends RampartError<CodesOf<'authz'>> {}
+export class AuditError extends RampartError<CodesOf<'audit'>> {}
+export class PkiError extends RampartError<CodesOf<'pki'>> {}
+export class StoreError extends RampartError<CodesOf<'store'>> {}
+export class SecretsError extends RampartError<CodesOf<'secrets'>> {}
+
+export function isRampartError(err: unknown): err is RampartError {
+  return err instanceof RampartError;
+}

@@ -1,0 +1,42 @@
+import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+
+/**
+ * Bearer token format: `rpt.<accessor>.<secret>`.
+ *
+ * The accessor (128 random bits) names the token in logs, audit events and the API, as Vault's
+ * accessors do; the secret (256 random bits) proves possession. The server stores SHA-256 of the
+ * secret: with 256 bits of entropy a fast hash is enough, and a stolen database yields no usable
+ * token. Lookup is by accessor and the secret is compared in constant time, so response timing
+ * reveals nothing about how much of a guessed secret was right.
+ */
+export interface MintedToken {
+  readonly token: string;
+  readonly accessor: string;
+  readonly secretHash: string;
+}
+
+const PREFIX = 'rpt';
+const TOKEN_RE = /^rpt\.([A-Za-z0-9_-]{22})\.([A-Za-z0-9_-]{43})$/;
+
+export function mintToken(): MintedToken {
+  const accessor = randomBytes(16).toString('base64url');
+  const secret = randomBytes(32).toString('base64url');
+  return { token: `${PREFIX}.${accessor}.${secret}`, accessor, secretHash: hashSecret(secret) };
+}
+
+/** Splits a presented token; undefined when it is not in the token format at all. */
+export function parseToken(presented: string): { accessor: string; secret: string } | undefined {
+  const m = TOKEN_RE.exec(presented);
+  return m ? { accessor: m[1]!, secret: m[2]! } : undefined;
+}
+
+export function hashSecret(secret: string): string {
+  return createHash('sha256').update(secret, 'utf8').digest('hex');
+}
+
+/** Constant-time comparison of a presented secret with the stored hash. */
+export function secretMatches(secret: string, storedHash: string): boolean {
+  const presented = createHash('sha256').update(secret, 'utf8').digest();
+  const stored = Buffer.from(storedHash, 'hex');
+  return stored.length === presented.length && timingSafeEqual(presented, stored);
+}

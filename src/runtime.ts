@@ -1,0 +1,266 @@
+import 'reflect-metadata';
+import { randomBytes } from 'node:crypto';
+import { chmodSync, existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import * as x509 from '@peculiar/x509';
+import { sql } from 'kysely';
+import { AUDIT_SCHEMA_VERSION } from './audit/event.js';
+import { AuditLog } from './audit/log.js';
+import type { Authorizer } from './authz/authorizer.js';
+import { CedarAuthorizer } from './authz/cedar-authorizer.js';
+import { RAMPART_POLICY_STORE } from './authz/entities.js';
+import { policyHash, seedPolicies } from './authz/seed-policies.js';
+import type { PolicyStore } from './authz/store.js';
+import { type Clock, systemClock } from './core/clock.js';
+import type { ServerConfig } from './core/config.js';
+import { DEFAULT_TENANT } from './core/ids.js';
+import type { Logger } from './core/logger.js';
+import { defaultTrustDomain } from './identity/tenants.js';
+import { createToken } from './identity/tokens.js';
+import { chainPem, issueServerCertificate } from './pki/ca.js';
+import { type CaHierarchy, ensureCaHierarchy } from './pki/hierarchy.js';
+import { exportPrivateKeyPkcs8Pem, generateKeyPair } from './pki/keys.js';
+import { Barrier } from './secrets/barrier.js';
+import { Metrics } from './server/metrics.js';
+import { type StoreDatabase, openDatabase } from './store/database.js';
+import { type Stores, type Transact, bindStores, transactor } from './store/stores.js';
+
+/**
+ * The whole object graph of a control-plane process, wired in one place. Capabilities receive
+ * their ports here and nowhere else.
+ */
+export interface Runtime {
+  readonly config: ServerConfig;
+  readonly clock: Clock;
+  readonly logger: Logger;
+  readonly database: StoreDatabase;
+  readonly stores: Stores;
+  readonly transact: Transact;
+  readonly audit: AuditLog;
+  readonly authorizer: Authorizer;
+  readonly metrics: Metrics;
+  readonly barrier: Barrier;
+  readonly ca: CaHierarchy;
+  /** PEM of the trust bundle (the roots), also written to `<data-dir>/ca.pem`. */
+  readonly trustBundlePem: string;
+  readonly tls: { readonly certPem: string; readonly keyPem: string };
+  readonly files: DataFiles;
+  close(): Promise<void>;
+}
+
+export interface DataFiles {
+  readonly trustBundle: string;
+  readonly adminToken: string;
+  readonly unsealKey: string;
+  readonly serverCert: string;
+  readonly serverKey: string;
+}
+
+export interface RuntimeOptions {
+  readonly clock?: Clock;
+  readonly logger: Logger;
+  /** Tests: SQLite in memory instead of `<data-dir>/rampart.db`. */
+  readonly inMemory?: boolean;
+  /** Background audit integration interval; 0 disables it (tests integrate explicitly). */
+  readonly integrateEveryMs?: number;
+}
+
+const SERVER_CERT_TTL_MS = 90 * 86_400_000;
+
+export function dataFiles(dataDir: string): DataFiles {
+  return {
+    trustBundle: join(dataDir, 'ca.pem'),
+    adminToken: join(dataDir, 'admin-token'),
+    unsealKey: join(dataDir, 'unseal.key'),
+    serverCert: join(dataDir, 'tls', 'server.pem'),
+    serverKey: join(dataDir, 'tls', 'server-key.pem'),
+  };
+}
+
+export async function startRuntime(config: ServerConfig, options: RuntimeOptions): Promise<Runtime> {
+  const clock = options.clock ?? systemClock;
+  const { logger } = options;
+  const files = dataFiles(config.dataDir);
+  mkdirSync(join(config.dataDir, 'tls'), { recursive: true, mode: 0o700 });
+
+  const database = await openDatabase({ databaseUrl: config.databaseUrl, dataDir: config.dataDir, inMemory: options.inMemory ?? false });
+  try {
+    const stores = bindStores(database.db, database.dialect);
+    const transact = transactor(database);
+    const metrics = new Metrics({ processMetrics: !options.inMemory });
+
+    const barrier = new Barrier();
+    await barrier.unseal(loadUnsealKey(files.unsealKey, await stores.keyring.load()), stores.keyring, clock);
+    logger.info({ unseal_key: files.unsealKey }, 'barrier auto-unsealed from key file (development mode)');
+
+    const ca = await withBootstrapLock(database, transact, async (tx) => {
+      if (!(await tx.tenants.get(DEFAULT_TENANT))) {
+        await tx.tenants.create({ name: DEFAULT_TENANT, trustDomain: defaultTrustDomain(DEFAULT_TENANT), createdAt: clock.now().toISOString() });
+        await seedTenantPolicies(tx.policies, clock, DEFAULT_TENANT, 'system');
+        await issueAdminToken(tx, clock, files.adminToken);
+        await tx.audit.insert([bootstrapEvent(clock)]);
+        logger.info({ admin_token_file: files.adminToken }, 'first start: created tenant "default", its policies and the admin token');
+      }
+      return ensureCaHierarchy(tx.ca, barrier, clock);
+    });
+    publishAdminToken(files.adminToken);
+
+    const trustBundlePem = chainPem(...ca.roots);
+    writeFileSync(files.trustBundle, trustBundlePem, { mode: 0o644 });
+    const tls = await ensureServerCertificate(ca, clock, files);
+
+    const audit = new AuditLog({
+      store: stores.audit,
+      clock,
+      onAppend: (count, ok) => metrics.auditAppends.inc({ result: ok ? 'ok' : 'error' }, count),
+    });
+    if (options.integrateEveryMs !== 0) {
+      audit.startIntegrator(options.integrateEveryMs ?? 250, (err) => logger.error({ err }, 'audit integration failed'));
+    }
+    const authorizer = new CedarAuthorizer(stores.policies);
+
+    return {
+      config,
+      clock,
+      logger,
+      database,
+      stores,
+      transact,
+      audit,
+      authorizer,
+      metrics,
+      barrier,
+      ca,
+      trustBundlePem,
+      tls,
+      files,
+      async close() {
+        await audit.close();
+        barrier.seal();
+        await database.close();
+      },
+    };
+  } catch (err) {
+    await database.close().catch(() => undefined);
+    throw err;
+  }
+}
+
+/** Seeds a new tenant's `rampart` policy store with version 1 (see seed-policies.ts). */
+export async function seedTenantPolicies(policies: PolicyStore, clock: Clock, tenant: string, author: string): Promise<void> {
+  const files = seedPolicies(tenant);
+  await policies.insert({
+    tenant,
+    store: RAMPART_POLICY_STORE,
+    version: 1,
+    hash: policyHash(files, null),
+    policies: files,
+    schema: null,
+    status: 'active',
+    author,
+    message: 'initial policy set: tenant admins may do everything, everyone else nothing',
+    createdAt: clock.now().toISOString(),
+  });
+}
+
+/**
+ * First-start initialization must happen once even when several replicas start together on one
+ * PostgreSQL database: a transaction-scoped advisory lock serializes them. SQLite has one writer.
+ */
+async function withBootstrapLock<T>(database: StoreDatabase, transact: Transact, work: (tx: Stores) => Promise<T>): Promise<T> {
+  if (database.dialect !== 'postgres') return transact(work);
+  return database.db.transaction().execute(async (trx) => {
+    await sql`select pg_advisory_xact_lock(hashtext('rampart.bootstrap'))`.execute(trx);
+    return work(bindStores(trx, database.dialect));
+  });
+}
+
+function loadUnsealKey(path: string, existingKeyring: string | undefined): Buffer {
+  if (existsSync(path)) {
+    const key = Buffer.from(readFileSync(path, 'utf8').trim(), 'base64');
+    if (key.length !== 32) throw new Error(`${path} does not hold a base64 32-byte unseal key`);
+    return key;
+  }
+  if (existingKeyring !== undefined) {
+    throw new Error(`the store is already initialized but ${path} is missing: copy the unseal key file from the first server`);
+  }
+  const key = randomBytes(32);
+  writeFileSync(path, `${key.toString('base64')}\n`, { mode: 0o600, flag: 'wx' });
+  return key;
+}
+
+/**
+ * The admin token is written to a temporary file inside the bootstrap transaction and moved into
+ * place after it commits, so a failed bootstrap never leaves a token that does not exist.
+ */
+async function issueAdminToken(tx: Stores, clock: Clock, path: string): Promise<void> {
+  const { token } = await createToken(tx.tokens, clock, {
+    tenant: DEFAULT_TENANT,
+    policies: ['admin'],
+    displayName: 'bootstrap-admin',
+    ttlMs: undefined,
+    createdBy: null,
+  });
+  writeFileSync(`${path}.tmp`, `${token}\n`, { mode: 0o600 });
+}
+
+function publishAdminToken(path: string): void {
+  if (existsSync(`${path}.tmp`)) {
+    renameSync(`${path}.tmp`, path);
+    chmodSync(path, 0o600);
+  }
+}
+
+function bootstrapEvent(clock: Clock) {
+  const time = clock.now().toISOString();
+  return {
+    tenant: DEFAULT_TENANT,
+    recordedAt: time,
+    payload: JSON.stringify({
+      schema_version: AUDIT_SCHEMA_VERSION,
+      time,
+      tenant: DEFAULT_TENANT,
+      request_id: 'bootstrap',
+      source_ip: '',
+      principal: null,
+      action: 'system:bootstrap',
+      resource: { type: 'Rampart::Tenant', id: DEFAULT_TENANT },
+      outcome: 'success',
+      error_code: null,
+      http: null,
+      details: { created: ['tenant:default', 'policy:rampart@1', 'token:bootstrap-admin', 'ca:root', 'ca:intermediate'] },
+    }),
+  };
+}
+
+/**
+ * The server's own TLS certificate, from the online intermediate, kept in the data directory so
+ * that a restart reuses it. It is reissued when missing, when a third of its life remains, or
+ * when it no longer chains to the current intermediate.
+ */
+async function ensureServerCertificate(ca: CaHierarchy, clock: Clock, files: DataFiles): Promise<{ certPem: string; keyPem: string }> {
+  if (existsSync(files.serverCert) && existsSync(files.serverKey)) {
+    const certPem = readFileSync(files.serverCert, 'utf8');
+    const keyPem = readFileSync(files.serverKey, 'utf8');
+    const leaf = new x509.X509Certificate(certPem);
+    const remaining = leaf.notAfter.getTime() - clock.now().getTime();
+    const total = leaf.notAfter.getTime() - leaf.notBefore.getTime();
+    if (remaining > total / 3 && leaf.issuer === ca.intermediate.certificate.subject && (await leaf.verify({ publicKey: ca.intermediate.certificate.publicKey, date: clock.now() }))) {
+      return { certPem, keyPem };
+    }
+  }
+  const keys = await generateKeyPair('ecdsa-p256');
+  const leaf = await issueServerCertificate(ca.intermediate, {
+    publicKey: keys.publicKey,
+    dnsNames: ['localhost'],
+    ipAddresses: ['127.0.0.1', '::1'],
+    commonName: 'rampart server',
+    clock,
+    ttlMs: SERVER_CERT_TTL_MS,
+  });
+  const certPem = chainPem(leaf, ca.intermediate.certificate);
+  const keyPem = await exportPrivateKeyPkcs8Pem(keys.privateKey);
+  writeFileSync(files.serverKey, keyPem, { mode: 0o600 });
+  writeFileSync(files.serverCert, certPem, { mode: 0o644 });
+  return { certPem, keyPem };
+}

@@ -1,0 +1,550 @@
+/**
+ * The HTTPS client for the Rampart API, shared by the `rampart` CLI and by programs that embed it.
+ *
+ * It talks only HTTPS with TLS 1.3 and trusts exactly the CA bundle it is given (the control plane
+ * runs its own CA, so the system roots are usually the wrong trust anchors). It never opens the
+ * database: everything goes through the same API and policy checks as any other client.
+ */
+import https from 'node:https';
+import type { IncomingHttpHeaders } from 'node:http';
+
+/**
+ * How to reach and authenticate to a Rampart server.
+ *
+ * @example
+ * ```ts
+ * const options: RampartClientOptions = {
+ *   addr: 'https://127.0.0.1:8443',
+ *   token: process.env.RAMPART_TOKEN,
+ *   caPem: await readFile('data/ca.pem'),
+ * };
+ * ```
+ */
+export interface RampartClientOptions {
+  /** Base URL of the server, e.g. `https://127.0.0.1:8443`; a path prefix (behind a proxy) is kept. */
+  addr: string;
+  /** Bearer token sent on every request; omitted requests are anonymous (only `/v1/health` allows that). */
+  token?: string;
+  /** PEM trust bundle for the server certificate; replaces the system roots when given. */
+  caPem?: string | Buffer;
+  /** Tenant to act in, sent as `X-Rampart-Tenant`; defaults to the token's own tenant on the server. */
+  tenant?: string;
+  /** Client certificate and key for mutual TLS (workload identities). */
+  clientCert?: { certPem: string | Buffer; keyPem: string | Buffer };
+  /** Give up on a request whose socket stays idle this long. Defaults to 30 seconds. */
+  timeoutMs?: number;
+}
+
+/**
+ * Per-call options of {@link RampartClient.request}.
+ *
+ * @example
+ * ```ts
+ * const opts: RequestOptions = { query: { limit: 10 }, body: { name: 'acme' } };
+ * ```
+ */
+export interface RequestOptions {
+  /** Serialised as JSON with `Content-Type: application/json`. */
+  body?: unknown;
+  /** Query parameters; `undefined` values are left out. */
+  query?: Record<string, string | number | undefined>;
+}
+
+/**
+ * Answer of `GET /v1/health`.
+ *
+ * @example
+ * ```ts
+ * const h: HealthStatus = await client.health(); // { status: 'ok', version: '0.1.0', store: 'sqlite' }
+ * ```
+ */
+export interface HealthStatus {
+  status: string;
+  version: string;
+  store: 'sqlite' | 'postgres';
+}
+
+/**
+ * A tenant as the server returns it.
+ *
+ * @example
+ * ```ts
+ * const t: Tenant = await client.createTenant('acme'); // { name: 'acme', created_at: '2026-…' }
+ * ```
+ */
+export interface Tenant {
+  name: string;
+  created_at: string;
+}
+
+/**
+ * One page of a cursor-paginated listing; pass `next_cursor` back to get the following page.
+ *
+ * @example
+ * ```ts
+ * let page: Page<Tenant> = await client.listTenants();
+ * while (page.next_cursor) page = await client.listTenants({ cursor: page.next_cursor });
+ * ```
+ */
+export interface Page<T> {
+  items: T[];
+  next_cursor: string | null;
+}
+
+/**
+ * Cursor and page size for listing calls.
+ *
+ * @example
+ * ```ts
+ * const opts: PageOptions = { limit: 50, cursor: previous.next_cursor ?? undefined };
+ * ```
+ */
+export interface PageOptions {
+  limit?: number;
+  cursor?: string;
+}
+
+/**
+ * What the server knows about a token; never includes the secret itself.
+ *
+ * @example
+ * ```ts
+ * const self: TokenInfo = await client.lookupToken();
+ * console.log(self.policies, self.expires_at);
+ * ```
+ */
+export interface TokenInfo {
+  accessor: string;
+  tenant: string;
+  policies: string[];
+  display_name: string | null;
+  created_at: string;
+  expires_at: string | null;
+}
+
+/**
+ * A freshly created token. `token` is the secret and is shown exactly once; keep `accessor` to
+ * look the token up or revoke it later.
+ *
+ * @example
+ * ```ts
+ * const created: CreatedToken = await client.createToken({ policies: ['admin'], ttl: '1h' });
+ * ```
+ */
+export interface CreatedToken extends TokenInfo {
+  token: string;
+}
+
+/**
+ * Parameters of {@link RampartClient.createToken}.
+ *
+ * @example
+ * ```ts
+ * const req: CreateTokenRequest = { ttl: '1h', policies: ['ci'], displayName: 'github-actions' };
+ * ```
+ */
+export interface CreateTokenRequest {
+  /** Lifetime such as `30m` or `1h`; the server applies its default when omitted. */
+  ttl?: string;
+  /** Policies attached to the token; an empty list is allowed. */
+  policies?: string[];
+  displayName?: string;
+}
+
+/**
+ * An audit log event. The SDK does not interpret events; the shape belongs to the audit log.
+ *
+ * @example
+ * ```ts
+ * for (const event of (await client.listAuditEvents()).items) console.log(JSON.stringify(event));
+ * ```
+ */
+export type AuditEvent = Record<string, unknown>;
+
+/**
+ * The server answered with a non-2xx status (or a 2xx that is not the API's JSON). Fields come
+ * from the RFC 9457 problem document, so callers switch on the stable `code`, never the message.
+ *
+ * @example
+ * ```ts
+ * try {
+ *   await client.createTenant('acme');
+ * } catch (err) {
+ *   if (err instanceof RampartApiError && err.code === 'tenant.exists') console.log('already there');
+ *   else throw err;
+ * }
+ * ```
+ */
+export class RampartApiError extends Error {
+  /** HTTP status of the answer. */
+  readonly status: number;
+  /** Stable machine-readable code, e.g. `authz.denied`; `client.unexpected_response` when the body was not a problem document. */
+  readonly code: string;
+  readonly title: string;
+  readonly detail: string;
+  /** Server-side request id to quote when reporting the problem, when the server sent one. */
+  readonly requestId: string | undefined;
+  /** Problem type URI, when the server sent one. */
+  readonly type: string | undefined;
+
+  constructor(fields: {
+    status: number;
+    code: string;
+    title: string;
+    detail: string;
+    requestId?: string | undefined;
+    type?: string | undefined;
+  }) {
+    super(`${fields.title} (${fields.code}): ${fields.detail}`);
+    this.name = 'RampartApiError';
+    this.status = fields.status;
+    this.code = fields.code;
+    this.title = fields.title;
+    this.detail = fields.detail;
+    this.requestId = fields.requestId;
+    this.type = fields.type;
+  }
+}
+
+/**
+ * The request never got an HTTP answer: the server is unreachable, its certificate is not
+ * trusted, or it stopped responding. The message says what to check; `cause` keeps the original
+ * Node error and `code` its error code (e.g. `ECONNREFUSED`, `UNABLE_TO_VERIFY_LEAF_SIGNATURE`).
+ *
+ * @example
+ * ```ts
+ * try {
+ *   await client.health();
+ * } catch (err) {
+ *   if (err instanceof RampartTransportError && err.code === 'ECONNREFUSED') console.log('server down');
+ * }
+ * ```
+ */
+export class RampartTransportError extends Error {
+  /** Node's error code of the underlying failure, when it had one. */
+  readonly code: string | undefined;
+
+  constructor(message: string, code: string | undefined, cause: unknown) {
+    super(message, { cause });
+    this.name = 'RampartTransportError';
+    this.code = code;
+  }
+}
+
+/** OpenSSL/Node codes meaning "the server's certificate did not verify against the trust bundle". */
+const CERT_ERROR_CODES = new Set([
+  'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
+  'UNABLE_TO_GET_ISSUER_CERT',
+  'UNABLE_TO_GET_ISSUER_CERT_LOCALLY',
+  'SELF_SIGNED_CERT_IN_CHAIN',
+  'DEPTH_ZERO_SELF_SIGNED_CERT',
+  'CERT_SIGNATURE_FAILURE',
+  'CERT_UNTRUSTED',
+  'CERT_HAS_EXPIRED',
+  'CERT_NOT_YET_VALID',
+  'ERR_TLS_CERT_ALTNAME_INVALID',
+]);
+
+const UNREACHABLE_CODES = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH']);
+
+const DEFAULT_TIMEOUT_MS = 30_000;
+
+/** An HTTP answer before it is interpreted as API JSON or a problem document. */
+interface RawResponse {
+  status: number;
+  statusMessage: string;
+  headers: IncomingHttpHeaders;
+  body: string;
+}
+
+/**
+ * Client for the Rampart HTTP API. One instance keeps a pool of TLS connections; call
+ * {@link RampartClient.close} when done so the process can exit promptly.
+ *
+ * @example
+ * ```ts
+ * import { readFile } from 'node:fs/promises';
+ * import { RampartClient } from 'rampart/sdk';
+ *
+ * const client = new RampartClient({
+ *   addr: 'https://127.0.0.1:8443',
+ *   token: process.env.RAMPART_TOKEN,
+ *   caPem: await readFile('data/ca.pem'),
+ * });
+ * try {
+ *   await client.createTenant('acme');
+ *   const { token } = await client.createToken({ policies: ['admin'], ttl: '1h' });
+ * } finally {
+ *   client.close();
+ * }
+ * ```
+ */
+export class RampartClient {
+  readonly #base: URL;
+  readonly #agent: https.Agent;
+  readonly #token: string | undefined;
+  readonly #tenant: string | undefined;
+  readonly #timeoutMs: number;
+
+  constructor(options: RampartClientOptions) {
+    let base: URL;
+    try {
+      base = new URL(options.addr);
+    } catch (cause) {
+      throw new Error(`Invalid server address "${options.addr}": expected a URL such as https://127.0.0.1:8443`, {
+        cause,
+      });
+    }
+    if (base.protocol !== 'https:') {
+      throw new Error(`Invalid server address "${options.addr}": Rampart only serves HTTPS`);
+    }
+    // Query and fragment make no sense on a base URL; a path prefix does (reverse proxies).
+    base.search = '';
+    base.hash = '';
+    this.#base = base;
+    this.#token = options.token;
+    this.#tenant = options.tenant;
+    this.#timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
+    this.#agent = new https.Agent({
+      keepAlive: true,
+      minVersion: 'TLSv1.3',
+      ...(options.caPem === undefined ? {} : { ca: options.caPem }),
+      ...(options.clientCert === undefined ? {} : { cert: options.clientCert.certPem, key: options.clientCert.keyPem }),
+    });
+  }
+
+  /**
+   * Sends one request and returns the parsed JSON answer (`undefined` for 204). Typed methods
+   * below cover the documented API; this is the escape hatch for everything else.
+   *
+   * @throws {RampartApiError} on a non-2xx answer.
+   * @throws {RampartTransportError} when no answer arrived.
+   * @example
+   * ```ts
+   * const page = await client.request<Page<Tenant>>('GET', '/v1/tenants', { query: { limit: 10 } });
+   * ```
+   */
+  async request<T>(method: string, path: string, options: RequestOptions = {}): Promise<T> {
+    const url = this.#url(path, options.query);
+    const payload = options.body === undefined ? undefined : Buffer.from(JSON.stringify(options.body), 'utf8');
+    const headers: Record<string, string> = { accept: 'application/json, application/problem+json' };
+    if (payload !== undefined) {
+      headers['content-type'] = 'application/json';
+      headers['content-length'] = String(payload.length);
+    }
+    if (this.#token !== undefined && this.#token !== '') headers.authorization = `Bearer ${this.#token}`;
+    if (this.#tenant !== undefined && this.#tenant !== '') headers['x-rampart-tenant'] = this.#tenant;
+
+    const response = await this.#send(method, url, headers, payload);
+    return this.#interpret<T>(response);
+  }
+
+  /**
+   * Reports whether the server is up and which store it uses. Needs no token.
+   *
+   * @example
+   * ```ts
+   * const { status, version } = await client.health();
+   * ```
+   */
+  health(): Promise<HealthStatus> {
+    return this.request<HealthStatus>('GET', '/v1/health');
+  }
+
+  /**
+   * Creates a tenant. Fails with code `tenant.exists` if the name is taken.
+   *
+   * @example
+   * ```ts
+   * const tenant = await client.createTenant('acme');
+   * ```
+   */
+  createTenant(name: string): Promise<Tenant> {
+    return this.request<Tenant>('POST', '/v1/tenants', { body: { name } });
+  }
+
+  /**
+   * Lists tenants one page at a time.
+   *
+   * @example
+   * ```ts
+   * const { items, next_cursor } = await client.listTenants({ limit: 50 });
+   * ```
+   */
+  listTenants(options: PageOptions = {}): Promise<Page<Tenant>> {
+    return this.request<Page<Tenant>>('GET', '/v1/tenants', {
+      query: { limit: options.limit, cursor: options.cursor },
+    });
+  }
+
+  /**
+   * Creates a token in the current tenant. The returned `token` is the only copy of the secret.
+   *
+   * @example
+   * ```ts
+   * const { token, accessor } = await client.createToken({ ttl: '1h', policies: ['admin'], displayName: 'ci' });
+   * ```
+   */
+  createToken(request: CreateTokenRequest = {}): Promise<CreatedToken> {
+    const body: Record<string, unknown> = { policies: request.policies ?? [] };
+    if (request.ttl !== undefined) body.ttl = request.ttl;
+    if (request.displayName !== undefined) body.display_name = request.displayName;
+    return this.request<CreatedToken>('POST', '/v1/tokens', { body });
+  }
+
+  /**
+   * Looks up a token by accessor, or the caller's own token when no accessor is given.
+   *
+   * @example
+   * ```ts
+   * const me = await client.lookupToken();
+   * const other = await client.lookupToken('acc_123');
+   * ```
+   */
+  lookupToken(accessor?: string): Promise<TokenInfo> {
+    const path = accessor === undefined ? '/v1/tokens/self' : `/v1/tokens/${encodeURIComponent(accessor)}`;
+    return this.request<TokenInfo>('GET', path);
+  }
+
+  /**
+   * Revokes a token by accessor; it stops working immediately.
+   *
+   * @example
+   * ```ts
+   * await client.revokeToken(created.accessor);
+   * ```
+   */
+  async revokeToken(accessor: string): Promise<void> {
+    await this.request<undefined>('DELETE', `/v1/tokens/${encodeURIComponent(accessor)}`);
+  }
+
+  /**
+   * Reads audit events one page at a time, oldest first.
+   *
+   * @example
+   * ```ts
+   * const { items } = await client.listAuditEvents({ limit: 100 });
+   * ```
+   */
+  listAuditEvents(options: PageOptions = {}): Promise<Page<AuditEvent>> {
+    return this.request<Page<AuditEvent>>('GET', '/v1/audit/events', {
+      query: { limit: options.limit, cursor: options.cursor },
+    });
+  }
+
+  /**
+   * Closes pooled keep-alive connections. The client must not be used afterwards.
+   *
+   * @example
+   * ```ts
+   * client.close();
+   * ```
+   */
+  close(): void {
+    this.#agent.destroy();
+  }
+
+  #url(path: string, query: RequestOptions['query']): URL {
+    const url = new URL(this.#base.href);
+    url.pathname = `${this.#base.pathname.replace(/\/+$/, '')}/${path.replace(/^\/+/, '')}`;
+    for (const [key, value] of Object.entries(query ?? {})) {
+      if (value !== undefined) url.searchParams.set(key, String(value));
+    }
+    return url;
+  }
+
+  #send(method: string, url: URL, headers: Record<string, string>, payload: Buffer | undefined): Promise<RawResponse> {
+    return new Promise((resolve, reject) => {
+      const req = https.request(url, { method, headers, agent: this.#agent }, (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (chunk: Buffer) => chunks.push(chunk));
+        res.on('error', (err) => reject(this.#transportError(err)));
+        res.on('end', () =>
+          resolve({
+            status: res.statusCode ?? 0,
+            statusMessage: res.statusMessage ?? '',
+            headers: res.headers,
+            body: Buffer.concat(chunks).toString('utf8'),
+          }),
+        );
+      });
+      req.setTimeout(this.#timeoutMs, () => {
+        const err = Object.assign(new Error(`no response within ${this.#timeoutMs} ms`), { code: 'ETIMEDOUT' });
+        req.destroy(err);
+      });
+      req.on('error', (err) => reject(this.#transportError(err)));
+      req.end(payload);
+    });
+  }
+
+  /** Turns a Node socket/TLS error into one that tells the user what to check, without secrets. */
+  #transportError(err: Error): RampartTransportError {
+    const code = (err as NodeJS.ErrnoException).code;
+    const addr = this.#base.origin;
+    let message: string;
+    if (code !== undefined && CERT_ERROR_CODES.has(code)) {
+      message =
+        `TLS certificate of ${addr} could not be verified (${code}: ${err.message}); ` +
+        'pass the server CA bundle with --ca-file or RAMPART_CACERT (it is <data-dir>/ca.pem on the server)';
+    } else if (code !== undefined && UNREACHABLE_CODES.has(code)) {
+      message = `Cannot connect to ${addr} (${code}): is the server running at ${addr}? Check --addr / RAMPART_ADDR`;
+    } else if (code === 'ETIMEDOUT') {
+      message = `Request to ${addr} timed out after ${this.#timeoutMs} ms: is the server running and reachable?`;
+    } else if (code?.startsWith('ERR_SSL') || code?.startsWith('ERR_TLS') || code === 'EPROTO') {
+      message = `TLS handshake with ${addr} failed (${code}): the server must speak TLS 1.3; check --addr and the server's TLS settings`;
+    } else {
+      message = `Request to ${addr} failed${code === undefined ? '' : ` (${code})`}: ${err.message}`;
+    }
+    return new RampartTransportError(message, code, err);
+  }
+
+  #interpret<T>(res: RawResponse): T {
+    if (res.status >= 200 && res.status < 300) {
+      if (res.status === 204 || res.body === '') return undefined as T;
+      try {
+        return JSON.parse(res.body) as T;
+      } catch {
+        throw unexpected(res, 'the server answered with a body that is not JSON');
+      }
+    }
+    let problem: Record<string, unknown> | undefined;
+    try {
+      const parsed: unknown = JSON.parse(res.body);
+      if (parsed !== null && typeof parsed === 'object' && !Array.isArray(parsed)) {
+        problem = parsed as Record<string, unknown>;
+      }
+    } catch {
+      problem = undefined;
+    }
+    if (problem === undefined || typeof problem.code !== 'string') throw unexpected(res, undefined);
+    const title = typeof problem.title === 'string' ? problem.title : res.statusMessage || `HTTP ${res.status}`;
+    throw new RampartApiError({
+      status: res.status,
+      code: problem.code,
+      title,
+      detail: typeof problem.detail === 'string' ? problem.detail : title,
+      requestId: typeof problem.request_id === 'string' ? problem.request_id : headerRequestId(res.headers),
+      type: typeof problem.type === 'string' ? problem.type : undefined,
+    });
+  }
+}
+
+function headerRequestId(headers: IncomingHttpHeaders): string | undefined {
+  const value = headers['x-request-id'];
+  return typeof value === 'string' ? value : undefined;
+}
+
+/**
+ * An answer that is not the API talking (a proxy's HTML page, a truncated body). A short excerpt
+ * of the body goes into `detail` because it is usually the only clue to who answered.
+ */
+function unexpected(res: RawResponse, why: string | undefined): RampartApiError {
+  const excerpt = res.body.replace(/\s+/g, ' ').trim().slice(0, 200);
+  return new RampartApiError({
+    status: res.status,
+    code: 'client.unexpected_response',
+    title: `Unexpected response: HTTP ${res.status}${res.statusMessage ? ` ${res.statusMessage}` : ''}`,
+    detail: why ?? (excerpt === '' ? 'empty body' : excerpt),
+    requestId: headerRequestId(res.headers),
+  });
+}

@@ -1,0 +1,109 @@
+import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
+import type { Clock } from '../core/clock.js';
+import { SecretsError } from '../core/errors.js';
+import type { KeyringStore } from './store.js';
+
+/**
+ * The barrier: every piece of secret material (CA private keys today; KV values, transit keys and
+ * database credentials with the secrets engines) is stored only as AES-256-GCM ciphertext under
+ * the active keyring key, with a fresh 96-bit nonce per write and the record's tenant and id as
+ * associated data, so a ciphertext moved to another row or tenant fails to decrypt.
+ *
+ * The keyring itself is encrypted under the root key. Here the root key comes from an auto-unseal
+ * key file; Shamir-split unseal keys replace that source without changing the record format.
+ *
+ * Ciphertext format: `rb1:<term>:<base64(nonce ‖ ciphertext ‖ tag)>`.
+ */
+interface Keyring {
+  readonly activeTerm: number;
+  readonly keys: ReadonlyArray<{ readonly term: number; readonly key: string; readonly createdAt: string }>;
+}
+
+const NONCE_BYTES = 12;
+const TAG_BYTES = 16;
+const KEYRING_AAD = 'rampart/barrier/keyring';
+
+export class Barrier {
+  #keys: Map<number, Buffer> | undefined;
+  #activeTerm = 0;
+
+  get sealed(): boolean {
+    return this.#keys === undefined;
+  }
+
+  /**
+   * Unseals with the root key: loads the keyring, or creates it on first use. A keyring that
+   * does not decrypt under this root key is refused, never replaced.
+   */
+  async unseal(rootKey: Buffer, store: KeyringStore, clock: Clock): Promise<void> {
+    if (rootKey.length !== 32) throw new SecretsError('secrets.decrypt_failed', 'the root key must be 32 bytes');
+    let blob = await store.load();
+    if (blob === undefined) {
+      const keyring: Keyring = {
+        activeTerm: 1,
+        keys: [{ term: 1, key: randomBytes(32).toString('base64'), createdAt: clock.now().toISOString() }],
+      };
+      const sealedKeyring = seal(rootKey, Buffer.from(JSON.stringify(keyring)), KEYRING_AAD);
+      if (!(await store.initialize(sealedKeyring, clock.now().toISOString()))) blob = await store.load();
+      else blob = sealedKeyring;
+    }
+    if (blob === undefined) throw new SecretsError('secrets.decrypt_failed', 'the keyring vanished during unseal');
+    let keyring: Keyring;
+    try {
+      keyring = JSON.parse(open(rootKey, blob, KEYRING_AAD).toString('utf8')) as Keyring;
+    } catch (err) {
+      throw new SecretsError('secrets.decrypt_failed', 'the keyring does not decrypt under this unseal key (wrong key file?)', { cause: err });
+    }
+    this.#keys = new Map(keyring.keys.map((k) => [k.term, Buffer.from(k.key, 'base64')]));
+    this.#activeTerm = keyring.activeTerm;
+  }
+
+  seal(): void {
+    for (const key of this.#keys?.values() ?? []) key.fill(0);
+    this.#keys = undefined;
+  }
+
+  encrypt(tenant: string, recordId: string, plaintext: Uint8Array): string {
+    const key = this.#key(this.#activeTerm);
+    return `rb1:${this.#activeTerm}:${seal(key, plaintext, aad(tenant, recordId))}`;
+  }
+
+  decrypt(tenant: string, recordId: string, ciphertext: string): Buffer {
+    const m = /^rb1:(\d+):([A-Za-z0-9+/=]+)$/.exec(ciphertext);
+    if (!m) throw new SecretsError('secrets.decrypt_failed', 'not a barrier ciphertext');
+    try {
+      return open(this.#key(Number(m[1])), m[2]!, aad(tenant, recordId));
+    } catch (err) {
+      if (err instanceof SecretsError) throw err;
+      throw new SecretsError('secrets.decrypt_failed', `record ${recordId} failed to decrypt`, { cause: err });
+    }
+  }
+
+  #key(term: number): Buffer {
+    if (!this.#keys) throw new SecretsError('secrets.sealed', 'the barrier is sealed');
+    const key = this.#keys.get(term);
+    if (!key) throw new SecretsError('secrets.decrypt_failed', `no keyring key for term ${term}`);
+    return key;
+  }
+}
+
+function aad(tenant: string, recordId: string): string {
+  return `${tenant}\u0000${recordId}`;
+}
+
+function seal(key: Buffer, plaintext: Uint8Array, associated: string): string {
+  const nonce = randomBytes(NONCE_BYTES);
+  const cipher = createCipheriv('aes-256-gcm', key, nonce);
+  cipher.setAAD(Buffer.from(associated, 'utf8'));
+  const body = Buffer.concat([cipher.update(plaintext), cipher.final()]);
+  return Buffer.concat([nonce, body, cipher.getAuthTag()]).toString('base64');
+}
+
+function open(key: Buffer, encoded: string, associated: string): Buffer {
+  const raw = Buffer.from(encoded, 'base64');
+  if (raw.length < NONCE_BYTES + TAG_BYTES) throw new SecretsError('secrets.decrypt_failed', 'ciphertext too short');
+  const decipher = createDecipheriv('aes-256-gcm', key, raw.subarray(0, NONCE_BYTES));
+  decipher.setAAD(Buffer.from(associated, 'utf8'));
+  decipher.setAuthTag(raw.subarray(raw.length - TAG_BYTES));
+  return Buffer.concat([decipher.update(raw.subarray(NONCE_BYTES, raw.length - TAG_BYTES)), decipher.final()]);
+}

@@ -1,0 +1,186 @@
+import { randomUUID } from 'node:crypto';
+import swagger from '@fastify/swagger';
+import Fastify, { type FastifyInstance, type FastifyRequest, type FastifyServerOptions } from 'fastify';
+import { AUDIT_SCHEMA_VERSION, type AuditEvent, type AuditOutcome } from '../audit/event.js';
+import { AuditError, RequestError, isRampartError } from '../core/errors.js';
+import { requireTenant } from '../identity/tenants.js';
+import type { Runtime } from '../runtime.js';
+import { authenticate } from './authenticate.js';
+import { authorizeRequest } from './authorize.js';
+import { PROBLEM_CONTENT_TYPE, problem, problemFor } from './problem.js';
+import type { AuditDetails, RequestContext } from './request-context.js';
+import { auditRoutes } from './routes/audit.js';
+import { metaRoutes } from './routes/meta.js';
+import { tenantRoutes } from './routes/tenants.js';
+import { tokenRoutes } from './routes/tokens.js';
+import { VERSION } from '../core/version.js';
+
+export interface BuildAppOptions {
+  /** HTTPS options for a listening server; omitted for `inject()`-only apps in tests. */
+  readonly https?: FastifyServerOptions extends infer _ ? Record<string, unknown> : never;
+  readonly logger?: boolean;
+}
+
+/**
+ * Builds the Fastify app (it does not listen). The request path of ARCHITECTURE.md lives in the
+ * hooks registered here, so no route can skip authentication, authorization or audit:
+ * onRequest authenticates, resolves the tenant and authorizes; the body is then parsed and
+ * validated; onSend makes the audit event durable before a single byte of the answer leaves.
+ */
+export async function buildApp(runtime: Runtime, options: BuildAppOptions = {}): Promise<FastifyInstance> {
+  const app = Fastify({
+    loggerInstance: runtime.logger,
+    bodyLimit: runtime.config.bodyLimit,
+    genReqId: () => randomUUID(),
+    requestIdHeader: false,
+    return503OnClosing: true,
+    ...(options.https ? { https: options.https } : {}),
+    ajv: {
+      customOptions: {
+        // Unknown fields and wrong types are errors, not something to strip or coerce.
+        removeAdditional: false,
+        coerceTypes: false,
+        useDefaults: true,
+        allErrors: true,
+      },
+    },
+  } as FastifyServerOptions);
+
+  await app.register(swagger, {
+    openapi: {
+      openapi: '3.1.0',
+      info: { title: 'Rampart control plane', version: VERSION },
+      components: {
+        securitySchemes: {
+          bearer: { type: 'http', scheme: 'bearer' },
+          vaultToken: { type: 'apiKey', in: 'header', name: 'X-Vault-Token' },
+        },
+      },
+      security: [{ bearer: [] }, { vaultToken: [] }],
+    },
+  });
+
+  app.decorateRequest('rampart', null as unknown as RequestContext);
+
+  app.addHook('onRequest', async (req, reply) => {
+    req.rampart = newContext(req, runtime);
+    reply.header('x-request-id', req.id);
+    const config = req.routeOptions.config;
+    if (config.public) return;
+    const ctx = req.rampart;
+    ctx.principal = await authenticate(req, { tokens: runtime.stores.tokens, tenants: runtime.stores.tenants, clock: runtime.clock });
+    const named = req.headers['x-rampart-tenant'];
+    if (named !== undefined && typeof named !== 'string') throw new RequestError('request.invalid', 'X-Rampart-Tenant must appear once');
+    ctx.tenant = named === undefined || named === '' ? ctx.principal.tenant : (await requireTenant(runtime.stores.tenants, named)).name;
+    if (!config.authz) return; // the not-found handler: authenticated, nothing to authorize
+    ctx.action = config.authz.action;
+    ctx.resource = config.authz.resource(req.params as Record<string, string>, ctx.tenant);
+    const decision = await authorizeRequest(runtime.authorizer, runtime.clock, req, {
+      principal: ctx.principal,
+      tenant: ctx.tenant,
+      action: ctx.action,
+      resource: ctx.resource,
+    }).catch((err: unknown) => {
+      runtime.metrics.authzDecisions.inc({ decision: 'deny' });
+      throw err;
+    });
+    runtime.metrics.authzDecisions.inc({ decision: decision.decision });
+  });
+
+  app.addHook('onSend', async (req, reply, payload) => {
+    const ctx = req.rampart;
+    if (!ctx || req.routeOptions.config.public || ctx.audited) return payload;
+    try {
+      await runtime.audit.append(eventFor(req, runtime, reply.statusCode, outcomeOf(reply.statusCode, ctx)));
+      ctx.audited = true;
+      return payload;
+    } catch (err) {
+      // Fail closed: the answer is replaced, so nothing computed without an audit record leaves.
+      const code = isRampartError(err) && err.code === 'audit.pushback' ? 'audit.pushback' : 'audit.write_failed';
+      req.log.error({ err }, 'audit append failed; refusing the request');
+      reply.code(503).header('content-type', PROBLEM_CONTENT_TYPE).header('retry-after', '1');
+      return JSON.stringify(problem(code, 'the audit log could not record this request; nothing was returned', req.id));
+    }
+  });
+
+  app.addHook('onResponse', async (req, reply) => {
+    const route = req.routeOptions.url ?? 'unmatched';
+    const labels = { route, method: req.method, status: String(reply.statusCode) };
+    runtime.metrics.requests.inc(labels);
+    const started = req.rampart?.startedAt;
+    if (started !== undefined) runtime.metrics.latency.observe(labels, Number(process.hrtime.bigint() - started) / 1e9);
+  });
+
+  app.setErrorHandler(async (err, req, reply) => {
+    const body = problemFor(err, req.id);
+    if (req.rampart) req.rampart.errorCode = body.code;
+    if (body.status >= 500) req.log.error({ err }, 'request failed');
+    if (body.code === 'audit.pushback') reply.header('retry-after', '1');
+    return reply.code(body.status).header('content-type', PROBLEM_CONTENT_TYPE).send(JSON.stringify(body));
+  });
+
+  app.setNotFoundHandler(async (req, reply) => {
+    const body = problem('request.not_found', `no route ${req.method} ${req.url.split('?')[0]}`, req.id);
+    req.rampart.errorCode = body.code;
+    return reply.code(404).header('content-type', PROBLEM_CONTENT_TYPE).send(JSON.stringify(body));
+  });
+
+  await app.register(metaRoutes(runtime));
+  await app.register(tenantRoutes(runtime));
+  await app.register(tokenRoutes(runtime));
+  await app.register(auditRoutes(runtime));
+  return app;
+}
+
+function newContext(req: FastifyRequest, runtime: Runtime): RequestContext {
+  const ctx: RequestContext = {
+    requestId: req.id,
+    startedAt: process.hrtime.bigint(),
+    principal: undefined,
+    tenant: undefined,
+    action: undefined,
+    resource: undefined,
+    errorCode: undefined,
+    audited: false,
+    async transact<T>(status: number, work: Parameters<RequestContext['transact']>[1]): Promise<T> {
+      const result = await runtime.transact(async (stores) => {
+        const done = (await work(stores)) as { result: T; details?: AuditDetails };
+        await stores.audit.insert([runtime.audit.rowFor(eventFor(req, runtime, status, 'success', done.details))]);
+        return done.result;
+      });
+      runtime.audit.recordCommitted(1);
+      ctx.audited = true;
+      return result;
+    },
+  };
+  return ctx;
+}
+
+function outcomeOf(status: number, ctx: RequestContext): AuditOutcome {
+  if (status < 400) return 'success';
+  if (status === 401) return 'unauthenticated';
+  if (status === 403) return 'denied';
+  if (status >= 500) return 'failed';
+  return ctx.errorCode?.startsWith('request.') || ctx.errorCode?.startsWith('tenant.') ? 'invalid' : 'failed';
+}
+
+function eventFor(req: FastifyRequest, runtime: Runtime, status: number, outcome: AuditOutcome, details?: AuditDetails): AuditEvent {
+  const ctx = req.rampart;
+  const p = ctx.principal;
+  return {
+    schema_version: AUDIT_SCHEMA_VERSION,
+    time: runtime.clock.now().toISOString(),
+    tenant: ctx.tenant ?? p?.tenant ?? 'default',
+    request_id: ctx.requestId,
+    source_ip: req.ip,
+    principal: p ? { type: p.type, id: p.id, tenant: p.tenant, auth_method: p.authMethod } : null,
+    action: ctx.action ?? null,
+    resource: ctx.resource ?? null,
+    outcome,
+    error_code: outcome === 'success' ? null : (ctx.errorCode ?? null),
+    http: { method: req.method, route: req.routeOptions.url ?? req.url.split('?')[0] ?? '', status },
+    ...(details ? { details } : {}),
+  };
+}
+
+export { AuditError };

@@ -1,0 +1,70 @@
+import 'reflect-metadata';
+import type { TLSSocket } from 'node:tls';
+import * as x509 from '@peculiar/x509';
+import type { FastifyRequest } from 'fastify';
+import type { Clock } from '../core/clock.js';
+import { AuthError, isRampartError } from '../core/errors.js';
+import type { Principal } from '../identity/principal.js';
+import type { TenantStore, TokenStore } from '../identity/store.js';
+import { authenticateToken } from '../identity/tokens.js';
+import { parseSpiffeId, spiffeIdOf } from '../pki/spiffe.js';
+
+export interface AuthenticationDeps {
+  readonly tokens: TokenStore;
+  readonly tenants: TenantStore;
+  readonly clock: Clock;
+}
+
+/**
+ * Establishes who is calling, from the TLS client certificate or a bearer token.
+ *
+ * A client certificate, when presented at all, must chain to this control plane's roots — a
+ * certificate from another CA is refused even if a valid token accompanies it, because a peer
+ * presenting a foreign identity is something an operator wants to see, not to have silently
+ * ignored. With a trusted certificate and no token, the principal is the workload named by the
+ * certificate's SPIFFE ID (X509-SVID §2: exactly one URI SAN), in the tenant that owns its trust
+ * domain. Otherwise `Authorization: Bearer` or Vault's `X-Vault-Token` header carries a token.
+ */
+export async function authenticate(req: FastifyRequest, deps: AuthenticationDeps): Promise<Principal> {
+  const socket = req.raw.socket as Partial<TLSSocket>;
+  const peer = typeof socket.getPeerCertificate === 'function' ? socket.getPeerCertificate(false) : undefined;
+  const hasClientCert = peer !== undefined && peer !== null && Object.keys(peer).length > 0;
+  if (hasClientCert && !socket.authorized) {
+    throw new AuthError('auth.client_cert_untrusted', `the client certificate does not chain to this control plane's CA (${String(socket.authorizationError ?? 'unknown')})`);
+  }
+  const token = bearerToken(req);
+  if (token !== undefined) return authenticateToken(deps.tokens, deps.clock, token);
+  if (hasClientCert && peer) return workloadPrincipal(peer.raw, deps);
+  throw new AuthError('auth.missing_credentials', 'present a bearer token (Authorization: Bearer or X-Vault-Token) or a client certificate');
+}
+
+function bearerToken(req: FastifyRequest): string | undefined {
+  const auth = req.headers.authorization;
+  if (typeof auth === 'string' && auth.length > 0) {
+    const m = /^Bearer\s+(\S+)\s*$/i.exec(auth);
+    if (!m) throw new AuthError('auth.token_invalid', 'the Authorization header must be "Bearer <token>"');
+    return m[1];
+  }
+  const vault = req.headers['x-vault-token'];
+  if (typeof vault === 'string' && vault.length > 0) return vault;
+  return undefined;
+}
+
+async function workloadPrincipal(raw: Buffer, deps: AuthenticationDeps): Promise<Principal> {
+  let spiffeId: string;
+  try {
+    const cert = new x509.X509Certificate(raw);
+    const eku = cert.getExtension(x509.ExtendedKeyUsageExtension);
+    if (eku && !eku.usages.includes(x509.ExtendedKeyUsage.clientAuth)) {
+      throw new AuthError('auth.client_cert_invalid', 'the client certificate is not valid for client authentication');
+    }
+    spiffeId = spiffeIdOf(cert);
+  } catch (err) {
+    if (isRampartError(err) && err.code.startsWith('auth.')) throw err;
+    throw new AuthError('auth.client_cert_invalid', 'the client certificate carries no valid SPIFFE ID', { cause: err });
+  }
+  const { trustDomain } = parseSpiffeId(spiffeId);
+  const tenant = await deps.tenants.getByTrustDomain(trustDomain);
+  if (!tenant) throw new AuthError('auth.client_cert_invalid', `no tenant owns the trust domain ${trustDomain}`);
+  return { type: 'Rampart::Workload', id: spiffeId, tenant: tenant.name, roles: [], authMethod: 'mtls', displayName: spiffeId };
+}

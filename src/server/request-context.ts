@@ -1,0 +1,44 @@
+import type { EntityRef } from '../audit/event.js';
+import type { Principal } from '../identity/principal.js';
+import type { Stores } from '../store/stores.js';
+
+/** Details recorded in the audit event of a successful operation (never a secret). */
+export type AuditDetails = Record<string, string | number | boolean | null | readonly string[]>;
+
+/** What the hooks learn about a request, in the order the request path learns it. */
+export interface RequestContext {
+  readonly requestId: string;
+  readonly startedAt: bigint;
+  principal: Principal | undefined;
+  /** The tenant addressed: the principal's own, or the one named by X-Rampart-Tenant. */
+  tenant: string | undefined;
+  action: string | undefined;
+  resource: EntityRef | undefined;
+  errorCode: string | undefined;
+  /** Set once the request's audit event is durable; the audit hook then writes nothing more. */
+  audited: boolean;
+  /**
+   * Runs a state change in one store transaction together with its success audit event, so that
+   * a change is never committed without its event and an event never claims a rolled-back change.
+   */
+  transact<T>(status: number, work: (stores: Stores) => Promise<{ result: T; details?: AuditDetails }>): Promise<T>;
+}
+
+/** What a route declares about itself; the hooks do the rest. */
+export interface RouteAuthz {
+  /** Cedar action id within `Rampart::Action`, e.g. `token:create`. */
+  readonly action: string;
+  /** The Cedar resource, from the URL only: authorization runs before the body is read. */
+  readonly resource: (params: Record<string, string>, tenant: string) => EntityRef;
+}
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    rampart: RequestContext;
+  }
+  interface FastifyContextConfig {
+    /** Public routes (health, metrics, OpenAPI) skip authentication, authorization and audit. */
+    public?: boolean;
+    authz?: RouteAuthz;
+  }
+}

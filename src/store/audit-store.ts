@@ -1,0 +1,90 @@
+import type { Kysely } from 'kysely';
+import type { AuditStore, EventPage, Integration, PendingEntry, TreeState } from '../audit/store.js';
+import type { Dialect } from './database.js';
+import type { Database } from './schema.js';
+
+const TREE_ROW = 1;
+
+export class SqlAuditStore implements AuditStore {
+  constructor(
+    private readonly db: Kysely<Database>,
+    private readonly dialect: Dialect,
+  ) {}
+
+  async insert(rows: readonly { tenant: string; recordedAt: string; payload: string }[]): Promise<void> {
+    if (rows.length === 0) return;
+    await this.db
+      .insertInto('audit_events')
+      .values(rows.map((r) => ({ tenant: r.tenant, recorded_at: r.recordedAt, payload: r.payload, leaf_index: null, leaf_hash: null })))
+      .execute();
+  }
+
+  async integratePending(
+    limit: number,
+    integrate: (state: TreeState | undefined, pending: readonly PendingEntry[]) => Integration,
+  ): Promise<Integration | undefined> {
+    return this.db.transaction().execute(async (trx) => {
+      // The sequencer lock: on PostgreSQL a row lock on the tree state serializes replicas; SQLite
+      // has one writer per file, and the transaction already holds it once it writes.
+      await trx.insertInto('audit_tree').values({ id: TREE_ROW, size: 0, frontier: '{"size":0,"hashes":[]}', root_hash: '', updated_at: '' }).onConflict((oc) => oc.column('id').doNothing()).execute();
+      let stateQuery = trx.selectFrom('audit_tree').selectAll().where('id', '=', TREE_ROW);
+      if (this.dialect === 'postgres') stateQuery = stateQuery.forUpdate();
+      const stateRow = await stateQuery.executeTakeFirstOrThrow();
+      const pending = await trx
+        .selectFrom('audit_events')
+        .select(['id', 'payload'])
+        .where('leaf_index', 'is', null)
+        .orderBy('id')
+        .limit(limit)
+        .execute();
+      if (pending.length === 0) return undefined;
+      const state: TreeState | undefined =
+        stateRow.size === 0 ? undefined : { size: stateRow.size, frontier: stateRow.frontier, rootHash: stateRow.root_hash };
+      const result = integrate(state, pending);
+      for (const e of result.entries) {
+        await trx.updateTable('audit_events').set({ leaf_index: e.leafIndex, leaf_hash: e.leafHash }).where('id', '=', e.id).execute();
+      }
+      await trx
+        .updateTable('audit_tree')
+        .set({ size: result.tree.size, frontier: result.tree.frontier, root_hash: result.tree.rootHash, updated_at: result.at })
+        .where('id', '=', TREE_ROW)
+        .execute();
+      await trx.insertInto('audit_tree_heads').values({ size: result.tree.size, root_hash: result.tree.rootHash, created_at: result.at }).execute();
+      return result;
+    });
+  }
+
+  async treeState(): Promise<TreeState | undefined> {
+    const row = await this.db.selectFrom('audit_tree').selectAll().where('id', '=', TREE_ROW).executeTakeFirst();
+    return row && row.size > 0 ? { size: row.size, frontier: row.frontier, rootHash: row.root_hash } : undefined;
+  }
+
+  async listEvents(tenant: string, afterId: number, limit: number): Promise<EventPage> {
+    const rows = await this.db
+      .selectFrom('audit_events')
+      .select(['id', 'tenant', 'payload', 'leaf_index'])
+      .where('tenant', '=', tenant)
+      .where('id', '>', afterId)
+      .orderBy('id')
+      .limit(limit + 1)
+      .execute();
+    const items = rows.slice(0, limit).map((r) => ({ id: r.id, tenant: r.tenant, payload: r.payload, leafIndex: r.leaf_index }));
+    return { items, nextCursor: rows.length > limit ? items.at(-1)?.id : undefined };
+  }
+
+  async leafHashes(start: number, end: number): Promise<string[]> {
+    const rows = await this.db
+      .selectFrom('audit_events')
+      .select(['leaf_index', 'leaf_hash'])
+      .where('leaf_index', '>=', start)
+      .where('leaf_index', '<', end)
+      .orderBy('leaf_index')
+      .execute();
+    return rows.map((r) => r.leaf_hash ?? '');
+  }
+
+  async count(): Promise<number> {
+    const row = await this.db.selectFrom('audit_events').select((eb) => eb.fn.countAll<number>().as('n')).executeTakeFirstOrThrow();
+    return Number(row.n);
+  }
+}

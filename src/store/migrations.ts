@@ -1,0 +1,126 @@
+import { type Kysely, type Migration, type MigrationProvider, Migrator, sql } from 'kysely';
+import type { Dialect } from './database.js';
+
+/**
+ * Forward-only migrations, shared by SQLite and PostgreSQL. A migration is never edited once
+ * released; a change is a new entry. The dialect is passed in only where the two engines need
+ * different column types (auto-increment keys, 64-bit integers).
+ */
+function migrations(dialect: Dialect): Record<string, Migration> {
+  const bigint = dialect === 'postgres' ? 'bigint' : 'integer';
+  return {
+    '0001_foundation': {
+      async up(db: Kysely<unknown>) {
+        await db.schema
+          .createTable('tenants')
+          .addColumn('name', 'text', (c) => c.primaryKey())
+          .addColumn('trust_domain', 'text', (c) => c.notNull().unique())
+          .addColumn('created_at', 'text', (c) => c.notNull())
+          .execute();
+
+        await db.schema
+          .createTable('tokens')
+          .addColumn('accessor', 'text', (c) => c.primaryKey())
+          .addColumn('tenant', 'text', (c) => c.notNull().references('tenants.name'))
+          .addColumn('secret_hash', 'text', (c) => c.notNull())
+          .addColumn('policies', 'text', (c) => c.notNull())
+          .addColumn('display_name', 'text', (c) => c.notNull())
+          .addColumn('created_by', 'text')
+          .addColumn('created_at', 'text', (c) => c.notNull())
+          .addColumn('expires_at', 'text')
+          .addColumn('revoked_at', 'text')
+          .execute();
+        await db.schema.createIndex('tokens_tenant_created').on('tokens').columns(['tenant', 'created_at']).execute();
+
+        await db.schema
+          .createTable('audit_events')
+          .addColumn('id', dialect === 'postgres' ? sql`bigint generated always as identity` : 'integer', (c) =>
+            dialect === 'postgres' ? c.primaryKey() : c.primaryKey().autoIncrement(),
+          )
+          .addColumn('tenant', 'text', (c) => c.notNull())
+          .addColumn('recorded_at', 'text', (c) => c.notNull())
+          .addColumn('payload', 'text', (c) => c.notNull())
+          .addColumn('leaf_index', sql.raw(bigint), (c) => c.unique())
+          .addColumn('leaf_hash', 'text')
+          .execute();
+        await db.schema.createIndex('audit_events_tenant_id').on('audit_events').columns(['tenant', 'id']).execute();
+
+        await db.schema
+          .createTable('audit_tree')
+          .addColumn('id', 'integer', (c) => c.primaryKey())
+          .addColumn('size', sql.raw(bigint), (c) => c.notNull())
+          .addColumn('frontier', 'text', (c) => c.notNull())
+          .addColumn('root_hash', 'text', (c) => c.notNull())
+          .addColumn('updated_at', 'text', (c) => c.notNull())
+          .execute();
+
+        await db.schema
+          .createTable('audit_tree_heads')
+          .addColumn('size', sql.raw(bigint), (c) => c.primaryKey())
+          .addColumn('root_hash', 'text', (c) => c.notNull())
+          .addColumn('created_at', 'text', (c) => c.notNull())
+          .execute();
+
+        await db.schema
+          .createTable('policy_versions')
+          .addColumn('tenant', 'text', (c) => c.notNull().references('tenants.name'))
+          .addColumn('store', 'text', (c) => c.notNull())
+          .addColumn('version', 'integer', (c) => c.notNull())
+          .addColumn('hash', 'text', (c) => c.notNull())
+          .addColumn('policies', 'text', (c) => c.notNull())
+          .addColumn('schema', 'text')
+          .addColumn('status', 'text', (c) => c.notNull())
+          .addColumn('author', 'text', (c) => c.notNull())
+          .addColumn('message', 'text', (c) => c.notNull())
+          .addColumn('created_at', 'text', (c) => c.notNull())
+          .addPrimaryKeyConstraint('policy_versions_pk', ['tenant', 'store', 'version'])
+          .execute();
+
+        await db.schema
+          .createTable('ca_certificates')
+          .addColumn('id', 'text', (c) => c.primaryKey())
+          .addColumn('tenant', 'text', (c) => c.notNull().references('tenants.name'))
+          .addColumn('role', 'text', (c) => c.notNull())
+          .addColumn('certificate_pem', 'text', (c) => c.notNull())
+          .addColumn('private_key', 'text')
+          .addColumn('algorithm', 'text', (c) => c.notNull())
+          .addColumn('status', 'text', (c) => c.notNull())
+          .addColumn('not_after', 'text', (c) => c.notNull())
+          .addColumn('created_at', 'text', (c) => c.notNull())
+          .execute();
+
+        await db.schema
+          .createTable('barrier_keyring')
+          .addColumn('id', 'integer', (c) => c.primaryKey())
+          .addColumn('ciphertext', 'text', (c) => c.notNull())
+          .addColumn('updated_at', 'text', (c) => c.notNull())
+          .execute();
+
+        await db.schema
+          .createTable('system_state')
+          .addColumn('key', 'text', (c) => c.primaryKey())
+          .addColumn('value', 'text', (c) => c.notNull())
+          .execute();
+      },
+    },
+  };
+}
+
+class StaticMigrationProvider implements MigrationProvider {
+  constructor(private readonly dialect: Dialect) {}
+  async getMigrations(): Promise<Record<string, Migration>> {
+    return migrations(this.dialect);
+  }
+}
+
+/** Applies every pending migration; throws (with the failing migration's name) if one fails. */
+export async function migrateToLatest(db: Kysely<unknown>, dialect: Dialect): Promise<void> {
+  const migrator = new Migrator({ db, provider: new StaticMigrationProvider(dialect) });
+  const { error, results } = await migrator.migrateToLatest();
+  if (error) {
+    const failed = results?.find((r) => r.status === 'Error')?.migrationName ?? 'unknown';
+    throw new Error(`migration ${failed} failed: ${error instanceof Error ? error.message : String(error)}`, {
+      cause: error,
+    });
+  }
+}

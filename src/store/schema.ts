@@ -1,0 +1,98 @@
+import type { Generated } from 'kysely';
+
+/**
+ * The tables, as Kysely sees them. Timestamps are ISO-8601 UTC text (`Date#toISOString`), which
+ * sorts and compares correctly as text on both SQLite and PostgreSQL.
+ */
+export interface Database {
+  tenants: TenantsTable;
+  tokens: TokensTable;
+  audit_events: AuditEventsTable;
+  audit_tree: AuditTreeTable;
+  audit_tree_heads: AuditTreeHeadsTable;
+  policy_versions: PolicyVersionsTable;
+  ca_certificates: CaCertificatesTable;
+  barrier_keyring: BarrierKeyringTable;
+  system_state: SystemStateTable;
+}
+
+export interface TenantsTable {
+  name: string;
+  trust_domain: string;
+  created_at: string;
+}
+
+export interface TokensTable {
+  accessor: string;
+  tenant: string;
+  /** SHA-256 of the token's secret part, hex. The secret itself is never stored. */
+  secret_hash: string;
+  policies: string;
+  display_name: string;
+  created_by: string | null;
+  created_at: string;
+  expires_at: string | null;
+  revoked_at: string | null;
+}
+
+export interface AuditEventsTable {
+  id: Generated<number>;
+  tenant: string;
+  recorded_at: string;
+  /** The exact bytes (UTF-8 JSON) that the Merkle leaf hash covers. */
+  payload: string;
+  leaf_index: number | null;
+  leaf_hash: string | null;
+}
+
+export interface AuditTreeTable {
+  id: number;
+  size: number;
+  /** CompactRange JSON: the right-edge subtree roots, enough to extend the tree. */
+  frontier: string;
+  root_hash: string;
+  updated_at: string;
+}
+
+export interface AuditTreeHeadsTable {
+  size: number;
+  root_hash: string;
+  created_at: string;
+}
+
+export interface PolicyVersionsTable {
+  tenant: string;
+  store: string;
+  version: number;
+  hash: string;
+  policies: string;
+  schema: string | null;
+  status: string;
+  author: string;
+  message: string;
+  created_at: string;
+}
+
+export interface CaCertificatesTable {
+  id: string;
+  tenant: string;
+  role: string;
+  certificate_pem: string;
+  /** Barrier ciphertext of the PKCS#8 private key; null once the key was exported and removed. */
+  private_key: string | null;
+  algorithm: string;
+  status: string;
+  not_after: string;
+  created_at: string;
+}
+
+export interface BarrierKeyringTable {
+  id: number;
+  ciphertext: string;
+  updated_at: string;
+}
+
+export interface SystemStateTable {
+  key: string;
+  value: string;
+}

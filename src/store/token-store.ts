@@ -1,0 +1,59 @@
+import type { Kysely } from 'kysely';
+import type { TokenRecord, TokenStore } from '../identity/store.js';
+import type { Database } from './schema.js';
+
+export class SqlTokenStore implements TokenStore {
+  constructor(private readonly db: Kysely<Database>) {}
+
+  async insert(t: TokenRecord): Promise<void> {
+    await this.db
+      .insertInto('tokens')
+      .values({
+        accessor: t.accessor,
+        tenant: t.tenant,
+        secret_hash: t.secretHash,
+        policies: JSON.stringify(t.policies),
+        display_name: t.displayName,
+        created_by: t.createdBy,
+        created_at: t.createdAt,
+        expires_at: t.expiresAt,
+        revoked_at: t.revokedAt,
+      })
+      .execute();
+  }
+
+  async get(accessor: string): Promise<TokenRecord | undefined> {
+    const r = await this.db.selectFrom('tokens').selectAll().where('accessor', '=', accessor).executeTakeFirst();
+    if (!r) return undefined;
+    return {
+      accessor: r.accessor,
+      tenant: r.tenant,
+      secretHash: r.secret_hash,
+      policies: JSON.parse(r.policies) as string[],
+      displayName: r.display_name,
+      createdBy: r.created_by,
+      createdAt: r.created_at,
+      expiresAt: r.expires_at,
+      revokedAt: r.revoked_at,
+    };
+  }
+
+  async revoke(tenant: string, accessor: string, at: string): Promise<boolean> {
+    const found = await this.db
+      .selectFrom('tokens')
+      .select('revoked_at')
+      .where('tenant', '=', tenant)
+      .where('accessor', '=', accessor)
+      .executeTakeFirst();
+    if (!found) return false;
+    // Revoking twice keeps the first revocation time.
+    await this.db
+      .updateTable('tokens')
+      .set({ revoked_at: at })
+      .where('tenant', '=', tenant)
+      .where('accessor', '=', accessor)
+      .where('revoked_at', 'is', null)
+      .execute();
+    return true;
+  }
+}
