@@ -226,6 +226,7 @@ function bootstrapEvent(clock: Clock) {
       action: 'system:bootstrap',
       resource: { type: 'Rampart::Tenant', id: DEFAULT_TENANT },
       outcome: 'success',
+      authorization: null,
       error_code: null,
       http: null,
       details: { created: ['tenant:default', 'policy:rampart@1', 'token:bootstrap-admin', 'ca:root', 'ca:intermediate'] },

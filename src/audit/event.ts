@@ -27,6 +27,12 @@ export interface AuditEvent {
   readonly action: string | null;
   readonly resource: EntityRef | null;
   readonly outcome: AuditOutcome;
+  /** The authorization decision and the policies that determined it (kept from the caller). */
+  readonly authorization: {
+    readonly decision: 'allow' | 'deny';
+    readonly policies: readonly string[];
+    readonly policy_version: number | null;
+  } | null;
   readonly error_code: string | null;
   /** Null for state changes the server makes on its own (first-start bootstrap). */
   readonly http: { readonly method: string; readonly route: string; readonly status: number } | null;
@@ -45,6 +51,7 @@ export function serializeEvent(event: AuditEvent): string {
     action: event.action,
     resource: event.resource,
     outcome: event.outcome,
+    authorization: event.authorization,
     error_code: event.error_code,
     http: event.http,
   };

@@ -70,7 +70,11 @@ export async function createToken(
  * A token that is malformed and one whose accessor is unknown get the same answer, so the
  * response does not confirm that an accessor exists.
  */
-export async function authenticateToken(store: TokenStore, clock: Clock, presented: string): Promise<Principal> {
+export async function authenticateToken(
+  store: TokenStore,
+  clock: Clock,
+  presented: string,
+): Promise<{ principal: Principal; record: TokenRecord }> {
   const parsed = parseToken(presented);
   const record = parsed ? await store.get(parsed.accessor) : undefined;
   if (!parsed || !record || !secretMatches(parsed.secret, record.secretHash)) {
@@ -81,12 +85,15 @@ export async function authenticateToken(store: TokenStore, clock: Clock, present
     throw new AuthError('auth.token_expired', 'the token has expired');
   }
   return {
-    type: 'Rampart::Token',
-    id: record.accessor,
-    tenant: record.tenant,
-    roles: record.policies,
-    authMethod: 'token',
-    displayName: record.displayName,
+    principal: {
+      type: 'Rampart::Token',
+      id: record.accessor,
+      tenant: record.tenant,
+      roles: record.policies,
+      authMethod: 'token',
+      displayName: record.displayName,
+    },
+    record,
   };
 }
 

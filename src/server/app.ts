@@ -1,8 +1,9 @@
 import { randomUUID } from 'node:crypto';
+import type { ServerOptions as HttpsServerOptions } from 'node:https';
 import swagger from '@fastify/swagger';
 import Fastify, { type FastifyInstance, type FastifyRequest, type FastifyServerOptions } from 'fastify';
 import { AUDIT_SCHEMA_VERSION, type AuditEvent, type AuditOutcome } from '../audit/event.js';
-import { AuditError, RequestError, isRampartError } from '../core/errors.js';
+import { RequestError, isRampartError } from '../core/errors.js';
 import { requireTenant } from '../identity/tenants.js';
 import type { Runtime } from '../runtime.js';
 import { authenticate } from './authenticate.js';
@@ -17,8 +18,7 @@ import { VERSION } from '../core/version.js';
 
 export interface BuildAppOptions {
   /** HTTPS options for a listening server; omitted for `inject()`-only apps in tests. */
-  readonly https?: FastifyServerOptions extends infer _ ? Record<string, unknown> : never;
-  readonly logger?: boolean;
+  readonly https?: HttpsServerOptions;
 }
 
 /**
@@ -61,6 +61,9 @@ export async function buildApp(runtime: Runtime, options: BuildAppOptions = {}):
   });
 
   app.decorateRequest('rampart', null as unknown as RequestContext);
+  // Only JSON bodies are accepted; Fastify's default text/plain parser would turn a wrong media
+  // type into a validation error instead of a 415.
+  app.removeContentTypeParser('text/plain');
 
   app.addHook('onRequest', async (req, reply) => {
     req.rampart = newContext(req, runtime);
@@ -68,30 +71,23 @@ export async function buildApp(runtime: Runtime, options: BuildAppOptions = {}):
     const config = req.routeOptions.config;
     if (config.public) return;
     const ctx = req.rampart;
-    ctx.principal = await authenticate(req, { tokens: runtime.stores.tokens, tenants: runtime.stores.tenants, clock: runtime.clock });
+    const authenticated = await authenticate(req, { tokens: runtime.stores.tokens, tenants: runtime.stores.tenants, clock: runtime.clock });
+    ctx.principal = authenticated.principal;
+    ctx.token = authenticated.token;
     const named = req.headers['x-rampart-tenant'];
     if (named !== undefined && typeof named !== 'string') throw new RequestError('request.invalid', 'X-Rampart-Tenant must appear once');
     ctx.tenant = named === undefined || named === '' ? ctx.principal.tenant : (await requireTenant(runtime.stores.tenants, named)).name;
     if (!config.authz) return; // the not-found handler: authenticated, nothing to authorize
     ctx.action = config.authz.action;
     ctx.resource = config.authz.resource(req.params as Record<string, string>, ctx.tenant);
-    const decision = await authorizeRequest(runtime.authorizer, runtime.clock, req, {
-      principal: ctx.principal,
-      tenant: ctx.tenant,
-      action: ctx.action,
-      resource: ctx.resource,
-    }).catch((err: unknown) => {
-      runtime.metrics.authzDecisions.inc({ decision: 'deny' });
-      throw err;
-    });
-    runtime.metrics.authzDecisions.inc({ decision: decision.decision });
+    await authorizeRequest(runtime, req, { principal: ctx.principal, tenant: ctx.tenant, action: ctx.action, resource: ctx.resource });
   });
 
   app.addHook('onSend', async (req, reply, payload) => {
     const ctx = req.rampart;
     if (!ctx || req.routeOptions.config.public || ctx.audited) return payload;
     try {
-      await runtime.audit.append(eventFor(req, runtime, reply.statusCode, outcomeOf(reply.statusCode, ctx)));
+      await runtime.audit.append(eventFor(req, runtime, reply.statusCode, outcomeOf(reply.statusCode)));
       ctx.audited = true;
       return payload;
     } catch (err) {
@@ -137,6 +133,8 @@ function newContext(req: FastifyRequest, runtime: Runtime): RequestContext {
     requestId: req.id,
     startedAt: process.hrtime.bigint(),
     principal: undefined,
+    token: undefined,
+    decision: undefined,
     tenant: undefined,
     action: undefined,
     resource: undefined,
@@ -156,12 +154,12 @@ function newContext(req: FastifyRequest, runtime: Runtime): RequestContext {
   return ctx;
 }
 
-function outcomeOf(status: number, ctx: RequestContext): AuditOutcome {
+/** Client errors are `invalid` (the request was refused as it stood); server errors `failed`. */
+function outcomeOf(status: number): AuditOutcome {
   if (status < 400) return 'success';
   if (status === 401) return 'unauthenticated';
   if (status === 403) return 'denied';
-  if (status >= 500) return 'failed';
-  return ctx.errorCode?.startsWith('request.') || ctx.errorCode?.startsWith('tenant.') ? 'invalid' : 'failed';
+  return status >= 500 ? 'failed' : 'invalid';
 }
 
 function eventFor(req: FastifyRequest, runtime: Runtime, status: number, outcome: AuditOutcome, details?: AuditDetails): AuditEvent {
@@ -177,10 +175,16 @@ function eventFor(req: FastifyRequest, runtime: Runtime, status: number, outcome
     action: ctx.action ?? null,
     resource: ctx.resource ?? null,
     outcome,
+    authorization: ctx.decision
+      ? {
+          decision: ctx.decision.decision.decision,
+          policies: ctx.decision.decision.reasons,
+          policy_version: ctx.decision.decision.policyVersion ?? null,
+        }
+      : null,
     error_code: outcome === 'success' ? null : (ctx.errorCode ?? null),
     http: { method: req.method, route: req.routeOptions.url ?? req.url.split('?')[0] ?? '', status },
     ...(details ? { details } : {}),
   };
 }
 
-export { AuditError };

@@ -5,7 +5,7 @@ import type { FastifyRequest } from 'fastify';
 import type { Clock } from '../core/clock.js';
 import { AuthError, isRampartError } from '../core/errors.js';
 import type { Principal } from '../identity/principal.js';
-import type { TenantStore, TokenStore } from '../identity/store.js';
+import type { TenantStore, TokenRecord, TokenStore } from '../identity/store.js';
 import { authenticateToken } from '../identity/tokens.js';
 import { parseSpiffeId, spiffeIdOf } from '../pki/spiffe.js';
 
@@ -25,7 +25,13 @@ export interface AuthenticationDeps {
  * certificate's SPIFFE ID (X509-SVID §2: exactly one URI SAN), in the tenant that owns its trust
  * domain. Otherwise `Authorization: Bearer` or Vault's `X-Vault-Token` header carries a token.
  */
-export async function authenticate(req: FastifyRequest, deps: AuthenticationDeps): Promise<Principal> {
+export interface Authenticated {
+  readonly principal: Principal;
+  /** The token record when a token authenticated the request (handlers reuse it, no second read). */
+  readonly token?: TokenRecord;
+}
+
+export async function authenticate(req: FastifyRequest, deps: AuthenticationDeps): Promise<Authenticated> {
   const socket = req.raw.socket as Partial<TLSSocket>;
   const peer = typeof socket.getPeerCertificate === 'function' ? socket.getPeerCertificate(false) : undefined;
   const hasClientCert = peer !== undefined && peer !== null && Object.keys(peer).length > 0;
@@ -33,8 +39,11 @@ export async function authenticate(req: FastifyRequest, deps: AuthenticationDeps
     throw new AuthError('auth.client_cert_untrusted', `the client certificate does not chain to this control plane's CA (${String(socket.authorizationError ?? 'unknown')})`);
   }
   const token = bearerToken(req);
-  if (token !== undefined) return authenticateToken(deps.tokens, deps.clock, token);
-  if (hasClientCert && peer) return workloadPrincipal(peer.raw, deps);
+  if (token !== undefined) {
+    const { principal, record } = await authenticateToken(deps.tokens, deps.clock, token);
+    return { principal, token: record };
+  }
+  if (hasClientCert && peer) return { principal: await workloadPrincipal(peer.raw, deps) };
   throw new AuthError('auth.missing_credentials', 'present a bearer token (Authorization: Bearer or X-Vault-Token) or a client certificate');
 }
 

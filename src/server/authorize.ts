@@ -4,6 +4,7 @@ import type { Clock } from '../core/clock.js';
 import { AuthzError } from '../core/errors.js';
 import type { Principal } from '../identity/principal.js';
 import type { EntityRef } from '../audit/event.js';
+import type { Metrics } from './metrics.js';
 
 export interface AuthorizeInput {
   readonly principal: Principal;
@@ -17,12 +18,14 @@ export interface AuthorizeInput {
  * only that it was denied; which policy decided (or that evaluation failed) goes to the server
  * log and the audit event, never into the response.
  */
-export async function authorizeRequest(
-  authorizer: Authorizer,
-  clock: Clock,
-  req: FastifyRequest,
-  input: AuthorizeInput,
-): Promise<AuthzDecision> {
+export interface AuthorizeDeps {
+  readonly authorizer: Authorizer;
+  readonly clock: Clock;
+  readonly metrics: Metrics;
+}
+
+export async function authorizeRequest(deps: AuthorizeDeps, req: FastifyRequest, input: AuthorizeInput): Promise<AuthzDecision> {
+  const { authorizer, clock, metrics } = deps;
   const decision = await authorizer.authorize({
     tenant: input.tenant,
     principal: input.principal,
@@ -35,6 +38,9 @@ export async function authorizeRequest(
       request_time: Math.floor(clock.now().getTime() / 1000),
     },
   });
+  metrics.authzDecisions.inc({ decision: decision.decision });
+  // The request's audit event records the last decision: for a denial, the one that refused it.
+  req.rampart.decision = { action: input.action, decision };
   if (decision.decision !== 'allow') {
     req.log.info({ action: input.action, reasons: decision.reasons, errors: decision.errors, policy_version: decision.policyVersion }, 'request denied');
     throw new AuthzError(decision.errors.length > 0 && decision.reasons.length === 0 ? 'authz.evaluation_failed' : 'authz.denied', 'access denied');

@@ -1,5 +1,7 @@
 import type { EntityRef } from '../audit/event.js';
+import type { AuthzDecision } from '../authz/authorizer.js';
 import type { Principal } from '../identity/principal.js';
+import type { TokenRecord } from '../identity/store.js';
 import type { Stores } from '../store/stores.js';
 
 /** Details recorded in the audit event of a successful operation (never a secret). */
@@ -10,11 +12,15 @@ export interface RequestContext {
   readonly requestId: string;
   readonly startedAt: bigint;
   principal: Principal | undefined;
+  /** The authenticating token's record, when a token authenticated the request. */
+  token: TokenRecord | undefined;
   /** The tenant addressed: the principal's own, or the one named by X-Rampart-Tenant. */
   tenant: string | undefined;
   action: string | undefined;
   resource: EntityRef | undefined;
   errorCode: string | undefined;
+  /** The authorization decision, recorded in the audit event (never shown to the caller). */
+  decision: { readonly action: string; readonly decision: AuthzDecision } | undefined;
   /** Set once the request's audit event is durable; the audit hook then writes nothing more. */
   audited: boolean;
   /**

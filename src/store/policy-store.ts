@@ -29,15 +29,6 @@ export class SqlPolicyStore implements PolicyStore {
   }
 
   async insert(v: PolicyVersionRecord): Promise<void> {
-    if (v.status === 'active') {
-      await this.db
-        .updateTable('policy_versions')
-        .set({ status: 'superseded' })
-        .where('tenant', '=', v.tenant)
-        .where('store', '=', v.store)
-        .where('status', '=', 'active')
-        .execute();
-    }
     await this.db
       .insertInto('policy_versions')
       .values({
@@ -53,6 +44,18 @@ export class SqlPolicyStore implements PolicyStore {
         created_at: v.createdAt,
       })
       .execute();
+    // Supersede only after the insert succeeded: a refused insert (a duplicate version number)
+    // must not leave the tenant's store without an active version.
+    if (v.status === 'active') {
+      await this.db
+        .updateTable('policy_versions')
+        .set({ status: 'superseded' })
+        .where('tenant', '=', v.tenant)
+        .where('store', '=', v.store)
+        .where('status', '=', 'active')
+        .where('version', '<>', v.version)
+        .execute();
+    }
   }
 
   async latestVersion(tenant: string, store: string): Promise<number> {

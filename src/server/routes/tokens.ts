@@ -51,7 +51,7 @@ export const tokenRoutes =
         // its own decision (`token:grant-role` on that role), not implied by `token:create`.
         for (const role of policies) {
           if (principal.tenant === tenant && principal.roles.includes(role)) continue;
-          await authorizeRequest(runtime.authorizer, runtime.clock, req, { principal, tenant, action: 'token:grant-role', resource: roleUid(role) });
+          await authorizeRequest(runtime, req, { principal, tenant, action: 'token:grant-role', resource: roleUid(role) });
         }
         const created = await ctx.transact(201, async (s) => {
           const r = await createToken(s.tokens, runtime.clock, {
@@ -74,9 +74,9 @@ export const tokenRoutes =
         schema: { summary: 'Look up the calling token', response: { 200: TokenInfo, ...errorResponses } },
       },
       async (req) => {
-        const principal = req.rampart.principal!;
-        if (principal.type !== 'Rampart::Token') throw new TokenError('token.not_found', 'the caller authenticated with a client certificate, not a token');
-        return tokenInfo(await lookupToken(runtime.stores.tokens, principal.tenant, principal.id));
+        const token = req.rampart.token;
+        if (!token) throw new TokenError('token.not_found', 'the caller authenticated with a client certificate, not a token');
+        return tokenInfo(token);
       },
     );
 

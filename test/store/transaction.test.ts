@@ -1,0 +1,269 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { sql } from 'kysely';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ManualClock } from '../../src/core/clock.js';
+import type { TokenRecord } from '../../src/identity/store.js';
+import { openDatabase, type StoreDatabase } from '../../src/store/database.js';
+import type { Database } from '../../src/store/schema.js';
+import { bindStores, transactor } from '../../src/store/stores.js';
+import { TEST_DATABASES, type TestDatabase } from '../support/databases.js';
+
+/**
+ * The transaction boundary (`transactor`) and the migrations, against every store in
+ * TEST_DATABASES; each describe block has its own fresh database.
+ */
+
+function freshDatabase(target: TestDatabase): () => StoreDatabase {
+  let database: StoreDatabase | undefined;
+  let cleanup: (() => Promise<void>) | undefined;
+  beforeAll(async () => {
+    const dataDir = mkdtempSync(join(tmpdir(), 'rampart-transaction-'));
+    const { url, drop } = await target.create();
+    cleanup = async () => {
+      await database?.close();
+      await drop();
+      rmSync(dataDir, { recursive: true, force: true });
+    };
+    database = await openDatabase({ databaseUrl: url, dataDir });
+  });
+  afterAll(async () => {
+    await cleanup?.();
+  });
+  return () => {
+    if (!database) throw new Error('database not opened');
+    return database;
+  };
+}
+
+/**
+ * Every table and column of src/store/schema.ts. The type below makes this list exhaustive: a
+ * table or column added to `Database` without being listed here fails type checking, and the
+ * test then compares the list with what the migrations actually created.
+ */
+const SCHEMA = {
+  tenants: ['name', 'trust_domain', 'created_at'],
+  tokens: ['accessor', 'tenant', 'secret_hash', 'policies', 'display_name', 'created_by', 'created_at', 'expires_at', 'revoked_at'],
+  audit_events: ['id', 'tenant', 'recorded_at', 'payload', 'leaf_index', 'leaf_hash'],
+  audit_tree: ['id', 'size', 'frontier', 'root_hash', 'updated_at'],
+  audit_tree_heads: ['size', 'root_hash', 'created_at'],
+  policy_versions: ['tenant', 'store', 'version', 'hash', 'policies', 'schema', 'status', 'author', 'message', 'created_at'],
+  ca_certificates: ['id', 'tenant', 'role', 'certificate_pem', 'private_key', 'algorithm', 'status', 'not_after', 'created_at'],
+  barrier_keyring: ['id', 'ciphertext', 'updated_at'],
+  system_state: ['key', 'value'],
+} as const satisfies { readonly [T in keyof Database]: readonly (keyof Database[T])[] };
+
+type UnlistedColumns = { [T in keyof Database]: Exclude<keyof Database[T], (typeof SCHEMA)[T][number]> }[keyof Database];
+const everyColumnListed: [UnlistedColumns] extends [never] ? true : never = true;
+
+/** Kysely's own bookkeeping tables. */
+const MIGRATOR_TABLES = ['kysely_migration', 'kysely_migration_lock'];
+
+async function tableNames(database: StoreDatabase): Promise<string[]> {
+  const { rows } =
+    database.dialect === 'sqlite'
+      ? await sql<{ name: string }>`select name from sqlite_master where type = 'table' and name not like 'sqlite_%'`.execute(database.db)
+      : await sql<{ name: string }>`select table_name as name from information_schema.tables
+          where table_schema = current_schema() and table_type = 'BASE TABLE'`.execute(database.db);
+  return rows.map((r) => r.name).sort();
+}
+
+async function columnNames(database: StoreDatabase, table: string): Promise<string[]> {
+  const { rows } =
+    database.dialect === 'sqlite'
+      ? await sql<{ name: string }>`select name from pragma_table_info(${table})`.execute(database.db)
+      : await sql<{ name: string }>`select column_name as name from information_schema.columns
+          where table_schema = current_schema() and table_name = ${table}`.execute(database.db);
+  return rows.map((r) => r.name).sort();
+}
+
+async function appliedMigrations(database: StoreDatabase): Promise<string[]> {
+  const { rows } = await sql<{ name: string }>`select name from kysely_migration order by name`.execute(database.db);
+  return rows.map((r) => r.name);
+}
+
+async function rowCount(database: StoreDatabase, table: 'tenants' | 'tokens' | 'audit_events'): Promise<number> {
+  const row = await database.db.selectFrom(table).select((eb) => eb.fn.countAll<number>().as('n')).executeTakeFirstOrThrow();
+  return Number(row.n);
+}
+
+const clock = new ManualClock();
+
+function token(accessor: string, tenant: string): TokenRecord {
+  return {
+    accessor,
+    tenant,
+    secretHash: 'f'.repeat(64),
+    policies: ['tenant-admin'],
+    displayName: accessor,
+    createdBy: null,
+    createdAt: clock.now().toISOString(),
+    expiresAt: null,
+    revokedAt: null,
+  };
+}
+
+const auditRow = (tenant: string, note: string) => ({ tenant, recordedAt: clock.now().toISOString(), payload: JSON.stringify({ tenant, note }) });
+
+describe.each(TEST_DATABASES)('store transactions and migrations on $name', (target) => {
+  describe('transactor', () => {
+    const database = freshDatabase(target);
+    const stores = () => bindStores(database().db, database().dialect);
+
+    it('rolls back the tenant, the token and the audit row together when the work throws', async () => {
+      const transact = transactor(database());
+      const boom = new Error('boom');
+      const seenInside: unknown[] = [];
+      const outcome = transact(async (s) => {
+        expect(await s.tenants.create({ name: 'doomed', trustDomain: 'doomed.rampart.local', createdAt: clock.now().toISOString() })).toBe(true);
+        await s.tokens.insert(token('acc-doomed', 'doomed'));
+        await s.audit.insert([auditRow('doomed', 'created')]);
+        // Inside the transaction the work sees its own writes.
+        seenInside.push((await s.tenants.get('doomed'))?.name, (await s.tokens.get('acc-doomed'))?.tenant, await s.audit.count());
+        throw boom;
+      });
+      await expect(outcome).rejects.toBe(boom);
+      expect(seenInside).toEqual(['doomed', 'doomed', 1]);
+
+      expect(await stores().tenants.get('doomed')).toBeUndefined();
+      expect(await stores().tokens.get('acc-doomed')).toBeUndefined();
+      expect(await stores().audit.count()).toBe(0);
+      expect(await rowCount(database(), 'tenants')).toBe(0);
+      expect(await rowCount(database(), 'tokens')).toBe(0);
+      expect(await rowCount(database(), 'audit_events')).toBe(0);
+    });
+
+    it('rolls back earlier writes when a later store call fails', async () => {
+      const transact = transactor(database());
+      const outcome = transact(async (s) => {
+        await s.tenants.create({ name: 'half', trustDomain: 'half.rampart.local', createdAt: clock.now().toISOString() });
+        await s.audit.insert([auditRow('half', 'created')]);
+        await s.tokens.insert(token('acc-orphan', 'no-such-tenant')); // foreign key violation
+      });
+      await expect(outcome).rejects.toThrow();
+      expect(await stores().tenants.get('half')).toBeUndefined();
+      expect(await stores().tokens.get('acc-orphan')).toBeUndefined();
+      expect(await rowCount(database(), 'tenants')).toBe(0);
+      expect(await rowCount(database(), 'audit_events')).toBe(0);
+    });
+
+    it('commits the work and returns its result', async () => {
+      const transact = transactor(database());
+      const createdAt = clock.now().toISOString();
+      const result = await transact(async (s) => {
+        await s.tenants.create({ name: 'acme', trustDomain: 'acme.rampart.local', createdAt });
+        await s.tokens.insert(token('acc-acme', 'acme'));
+        await s.audit.insert([auditRow('acme', 'created')]);
+        return 'done';
+      });
+      expect(result).toBe('done');
+      expect(await stores().tenants.get('acme')).toEqual({ name: 'acme', trustDomain: 'acme.rampart.local', createdAt });
+      expect(await stores().tokens.get('acc-acme')).toEqual(token('acc-acme', 'acme'));
+      const events = await stores().audit.listEvents('acme', 0, 10);
+      expect(events.items.map((e) => e.payload)).toEqual([JSON.stringify({ tenant: 'acme', note: 'created' })]);
+    });
+
+    it('keeps a failing transaction from taking a concurrent committing one with it', async () => {
+      const transact = transactor(database());
+      const [committed, failed] = await Promise.allSettled([
+        transact(async (s) => {
+          await s.tenants.create({ name: 'kept', trustDomain: 'kept.rampart.local', createdAt: clock.now().toISOString() });
+          await s.audit.insert([auditRow('kept', 'created')]);
+        }),
+        transact(async (s) => {
+          await s.tenants.create({ name: 'dropped', trustDomain: 'dropped.rampart.local', createdAt: clock.now().toISOString() });
+          await s.audit.insert([auditRow('dropped', 'created')]);
+          throw new Error('dropped');
+        }),
+      ]);
+      expect(committed.status).toBe('fulfilled');
+      expect(failed.status).toBe('rejected');
+      expect(await stores().tenants.get('kept')).toBeDefined();
+      expect(await stores().tenants.get('dropped')).toBeUndefined();
+      expect((await stores().audit.listEvents('kept', 0, 10)).items).toHaveLength(1);
+      expect((await stores().audit.listEvents('dropped', 0, 10)).items).toEqual([]);
+    });
+  });
+
+  describe('migrations', () => {
+    it('creates exactly the tables and columns of schema.ts', async () => {
+      expect(everyColumnListed).toBe(true);
+      const dataDir = mkdtempSync(join(tmpdir(), 'rampart-schema-'));
+      const { url, drop } = await target.create();
+      const database = await openDatabase({ databaseUrl: url, dataDir });
+      try {
+        expect(await tableNames(database)).toEqual([...Object.keys(SCHEMA), ...MIGRATOR_TABLES].sort());
+        for (const [table, columns] of Object.entries(SCHEMA)) {
+          expect({ table, columns: await columnNames(database, table) }).toEqual({ table, columns: [...columns].sort() });
+        }
+        if (database.dialect === 'sqlite') {
+          const { rows } = await sql<{ journal_mode: string }>`pragma journal_mode`.execute(database.db);
+          expect(rows).toEqual([{ journal_mode: 'wal' }]);
+          const fk = await sql<{ foreign_keys: number }>`pragma foreign_keys`.execute(database.db);
+          expect(fk.rows).toEqual([{ foreign_keys: 1 }]);
+        }
+      } finally {
+        await database.close();
+        await drop();
+        rmSync(dataDir, { recursive: true, force: true });
+      }
+    });
+
+    it('are idempotent: opening the same database again keeps data and applies nothing twice', async () => {
+      const dataDir = mkdtempSync(join(tmpdir(), 'rampart-reopen-'));
+      const { url, drop } = await target.create();
+      const opened: StoreDatabase[] = [];
+      try {
+        const first = await openDatabase({ databaseUrl: url, dataDir });
+        opened.push(first);
+        const applied = await appliedMigrations(first);
+        expect(applied.length).toBeGreaterThan(0);
+        expect(new Set(applied).size).toBe(applied.length);
+        const createdAt = clock.now().toISOString();
+        expect(await bindStores(first.db, first.dialect).tenants.create({ name: 'acme', trustDomain: 'acme.rampart.local', createdAt })).toBe(true);
+
+        // A second handle on the same database while the first is still open.
+        const second = await openDatabase({ databaseUrl: url, dataDir });
+        opened.push(second);
+        expect(await appliedMigrations(second)).toEqual(applied);
+        expect(await bindStores(second.db, second.dialect).tenants.get('acme')).toEqual({ name: 'acme', trustDomain: 'acme.rampart.local', createdAt });
+
+        await first.close();
+        await second.close();
+        opened.length = 0;
+
+        // And again after both were closed.
+        const third = await openDatabase({ databaseUrl: url, dataDir });
+        opened.push(third);
+        expect(await appliedMigrations(third)).toEqual(applied);
+        expect(await tableNames(third)).toEqual([...Object.keys(SCHEMA), ...MIGRATOR_TABLES].sort());
+        expect(await bindStores(third.db, third.dialect).tenants.get('acme')).toEqual({ name: 'acme', trustDomain: 'acme.rampart.local', createdAt });
+      } finally {
+        for (const d of opened) await d.close();
+        await drop();
+        rmSync(dataDir, { recursive: true, force: true });
+      }
+    });
+
+    // Several control-plane replicas start together on one PostgreSQL database; SQLite is one
+    // process per file, so this applies to PostgreSQL only.
+    it.runIf(target.name === 'postgres')('lets replicas that start together migrate once', async () => {
+      const dataDir = mkdtempSync(join(tmpdir(), 'rampart-replicas-'));
+      const { url, drop } = await target.create();
+      const opened: StoreDatabase[] = [];
+      try {
+        const results = await Promise.allSettled([1, 2, 3].map(() => openDatabase({ databaseUrl: url, dataDir })));
+        for (const r of results) if (r.status === 'fulfilled') opened.push(r.value);
+        expect(results.map((r) => r.status)).toEqual(['fulfilled', 'fulfilled', 'fulfilled']);
+        const applied = await appliedMigrations(opened[0]!);
+        expect(new Set(applied).size).toBe(applied.length);
+        expect(await tableNames(opened[0]!)).toEqual([...Object.keys(SCHEMA), ...MIGRATOR_TABLES].sort());
+      } finally {
+        for (const d of opened) await d.close();
+        await drop();
+        rmSync(dataDir, { recursive: true, force: true });
+      }
+    });
+  });
+});
