@@ -1,4 +1,4 @@
-import type { Kysely } from 'kysely';
+import { type Kysely, sql } from 'kysely';
 import type { AuditStore, EventPage, Integration, PendingEntry, TreeState } from '../audit/store.js';
 import type { Dialect } from './database.js';
 import type { Database } from './schema.js';
@@ -41,9 +41,7 @@ export class SqlAuditStore implements AuditStore {
       const state: TreeState | undefined =
         stateRow.size === 0 ? undefined : { size: stateRow.size, frontier: stateRow.frontier, rootHash: stateRow.root_hash };
       const result = integrate(state, pending);
-      for (const e of result.entries) {
-        await trx.updateTable('audit_events').set({ leaf_index: e.leafIndex, leaf_hash: e.leafHash }).where('id', '=', e.id).execute();
-      }
+      await this.#assignLeaves(trx, result.entries);
       await trx
         .updateTable('audit_tree')
         .set({ size: result.tree.size, frontier: result.tree.frontier, root_hash: result.tree.rootHash, updated_at: result.at })
@@ -52,6 +50,23 @@ export class SqlAuditStore implements AuditStore {
       await trx.insertInto('audit_tree_heads').values({ size: result.tree.size, root_hash: result.tree.rootHash, created_at: result.at }).execute();
       return result;
     });
+  }
+
+  /**
+   * One statement per batch on PostgreSQL (a round trip per row would dominate integration);
+   * SQLite runs in-process, where a cached prepared UPDATE per row is cheaper than building a
+   * large statement.
+   */
+  async #assignLeaves(trx: Kysely<Database>, entries: Integration['entries']): Promise<void> {
+    if (this.dialect === 'postgres') {
+      const rows = entries.map((e) => sql`(${e.id}::bigint, ${e.leafIndex}::bigint, ${e.leafHash}::text)`);
+      await sql`update audit_events as a set leaf_index = v.leaf_index, leaf_hash = v.leaf_hash
+        from (values ${sql.join(rows)}) as v(id, leaf_index, leaf_hash) where a.id = v.id`.execute(trx);
+      return;
+    }
+    for (const e of entries) {
+      await trx.updateTable('audit_events').set({ leaf_index: e.leafIndex, leaf_hash: e.leafHash }).where('id', '=', e.id).execute();
+    }
   }
 
   async treeState(): Promise<TreeState | undefined> {

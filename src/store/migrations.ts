@@ -75,6 +75,14 @@ function migrations(dialect: Dialect): Record<string, Migration> {
           .addColumn('created_at', 'text', (c) => c.notNull())
           .addPrimaryKeyConstraint('policy_versions_pk', ['tenant', 'store', 'version'])
           .execute();
+        // At most one active version per policy store, even when two activations race.
+        await db.schema
+          .createIndex('policy_versions_one_active')
+          .on('policy_versions')
+          .columns(['tenant', 'store'])
+          .unique()
+          .where(sql.ref('status'), '=', 'active')
+          .execute();
 
         await db.schema
           .createTable('ca_certificates')

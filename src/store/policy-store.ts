@@ -28,7 +28,25 @@ export class SqlPolicyStore implements PolicyStore {
     };
   }
 
+  /**
+   * Supersedes the active version and inserts the new one atomically: in the caller's
+   * transaction, or in one of its own. The partial unique index on active versions makes a
+   * concurrent second activation fail instead of leaving two active versions.
+   */
   async insert(v: PolicyVersionRecord): Promise<void> {
+    if (!this.db.isTransaction) {
+      await this.db.transaction().execute((trx) => new SqlPolicyStore(trx).insert(v));
+      return;
+    }
+    if (v.status === 'active') {
+      await this.db
+        .updateTable('policy_versions')
+        .set({ status: 'superseded' })
+        .where('tenant', '=', v.tenant)
+        .where('store', '=', v.store)
+        .where('status', '=', 'active')
+        .execute();
+    }
     await this.db
       .insertInto('policy_versions')
       .values({
@@ -44,18 +62,6 @@ export class SqlPolicyStore implements PolicyStore {
         created_at: v.createdAt,
       })
       .execute();
-    // Supersede only after the insert succeeded: a refused insert (a duplicate version number)
-    // must not leave the tenant's store without an active version.
-    if (v.status === 'active') {
-      await this.db
-        .updateTable('policy_versions')
-        .set({ status: 'superseded' })
-        .where('tenant', '=', v.tenant)
-        .where('store', '=', v.store)
-        .where('status', '=', 'active')
-        .where('version', '<>', v.version)
-        .execute();
-    }
   }
 
   async latestVersion(tenant: string, store: string): Promise<number> {
