@@ -22,7 +22,6 @@ export const ERROR_CODES = {
   'request.body_too_large': { status: 413, title: 'Request body exceeds the configured limit' },
   'request.unsupported_media_type': { status: 415, title: 'Request body media type is not supported' },
   'request.not_found': { status: 404, title: 'No such route' },
-  'request.method_not_allowed': { status: 405, title: 'Method not allowed on this route' },
   // authentication
   'auth.missing_credentials': { status: 401, title: 'No credentials were presented' },
   'auth.token_invalid': { status: 401, title: 'The token is not recognised' },
@@ -51,12 +50,10 @@ export const ERROR_CODES = {
   'pki.spiffe_id_invalid': { status: 400, title: 'The SPIFFE ID is not valid' },
   // store
   'store.unavailable': { status: 503, title: 'The store is unreachable' },
-  'store.conflict': { status: 409, title: 'The record was changed concurrently' },
   // secrets barrier
   'secrets.sealed': { status: 503, title: 'The barrier is sealed' },
   'secrets.decrypt_failed': { status: 500, title: 'A sealed record failed to decrypt' },
   // server
-  'server.shutting_down': { status: 503, title: 'The server is shutting down' },
   'server.internal': { status: 500, title: 'Internal error' },
 } as const satisfies Record<string, ErrorCodeInfo>;
 
