@@ -1,11 +1,12 @@
 import { readFileSync } from 'node:fs';
 import { isAbsolute, resolve } from 'node:path';
 import { parse as parseYaml } from 'yaml';
+import { parseDuration } from './duration.js';
 
 /**
  * Server configuration, resolved from three layers: command-line flags win over environment
  * variables, which win over the YAML config file (`--config rampart.yaml`). The file uses the
- * flag names in snake_case (`data_dir`, `listen`, `database_url`, `body_limit`).
+ * flag names in snake_case (`data_dir`, `listen`, `database_url`, `body_limit`, `advertise_addr`, `pki_max_ttl`).
  */
 export interface ServerConfig {
   readonly dataDir: string;
@@ -15,6 +16,14 @@ export interface ServerConfig {
   /** Largest accepted request body, in bytes. */
   readonly bodyLimit: number;
   readonly logLevel: string;
+  /**
+   * The base URL clients reach this server at, without a trailing slash. Issued SVIDs point their
+   * CRL distribution point and OCSP responder here, so it must be the externally reachable
+   * address (a load balancer's name), not necessarily the listen address.
+   */
+  readonly advertiseAddr: string;
+  /** Longest certificate TTL `POST /v1/pki/sign` grants, in milliseconds. */
+  readonly pkiMaxTtlMs: number;
 }
 
 export interface ServerFlags {
@@ -24,6 +33,8 @@ export interface ServerFlags {
   databaseUrl?: string | undefined;
   bodyLimit?: string | undefined;
   logLevel?: string | undefined;
+  advertiseAddr?: string | undefined;
+  pkiMaxTtl?: string | undefined;
 }
 
 const FILE_KEYS = {
@@ -32,6 +43,8 @@ const FILE_KEYS = {
   database_url: 'databaseUrl',
   body_limit: 'bodyLimit',
   log_level: 'logLevel',
+  advertise_addr: 'advertiseAddr',
+  pki_max_ttl: 'pkiMaxTtl',
 } as const satisfies Record<string, keyof ServerFlags>;
 
 const ENV_KEYS = {
@@ -40,6 +53,8 @@ const ENV_KEYS = {
   RAMPART_DATABASE_URL: 'databaseUrl',
   RAMPART_BODY_LIMIT: 'bodyLimit',
   RAMPART_LOG_LEVEL: 'logLevel',
+  RAMPART_ADVERTISE_ADDR: 'advertiseAddr',
+  RAMPART_PKI_MAX_TTL: 'pkiMaxTtl',
 } as const satisfies Record<string, keyof ServerFlags>;
 
 export class ConfigError extends Error {
@@ -64,13 +79,39 @@ export function resolveServerConfig(
   if (databaseUrl !== undefined && !/^postgres(ql)?:\/\//.test(databaseUrl)) {
     throw new ConfigError(`database URL must start with postgres:// (got scheme of "${redactUrl(databaseUrl)}")`);
   }
+  const listen = parseListen(pick('listen') ?? '127.0.0.1:8443');
   return {
     dataDir: isAbsolute(dataDirRaw) ? dataDirRaw : resolve(cwd, dataDirRaw),
-    listen: parseListen(pick('listen') ?? '127.0.0.1:8443'),
+    listen,
     databaseUrl,
     bodyLimit: parseBodyLimit(pick('bodyLimit') ?? String(1024 * 1024)),
     logLevel: pick('logLevel') ?? 'info',
+    advertiseAddr: parseAdvertiseAddr(pick('advertiseAddr') ?? `https://${listen.host.includes(':') ? `[${listen.host}]` : listen.host}:${listen.port}`),
+    pkiMaxTtlMs: parseMaxTtl(pick('pkiMaxTtl') ?? '24h'),
   };
+}
+
+/**
+ * An absolute http(s) URL with no query or fragment; a trailing slash is dropped so that paths
+ * can be appended. It ends up inside signed certificates, so a typo is refused at start-up.
+ */
+function parseAdvertiseAddr(value: string): string {
+  let url: URL;
+  try {
+    url = new URL(value);
+  } catch {
+    throw new ConfigError(`advertise address must be an absolute URL such as https://rampart.example:8443 (got "${value}")`);
+  }
+  if ((url.protocol !== 'https:' && url.protocol !== 'http:') || url.search !== '' || url.hash !== '' || url.username !== '' || url.password !== '') {
+    throw new ConfigError(`advertise address must be an http(s) URL without credentials, query or fragment (got "${value}")`);
+  }
+  return url.toString().replace(/\/+$/, '');
+}
+
+function parseMaxTtl(value: string): number {
+  const ms = parseDuration(value);
+  if (ms === undefined || ms < 60_000) throw new ConfigError(`PKI max TTL must be a duration of at least 1m, e.g. "24h" (got "${value}")`);
+  return ms;
 }
 
 function readConfigFile(path: string): ServerFlags {

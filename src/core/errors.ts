@@ -48,6 +48,10 @@ export const ERROR_CODES = {
   'pki.csr_invalid': { status: 400, title: 'The certificate signing request is not valid' },
   'pki.ca_unavailable': { status: 503, title: 'The certificate authority is not available' },
   'pki.spiffe_id_invalid': { status: 400, title: 'The SPIFFE ID is not valid' },
+  'pki.spiffe_id_forbidden': { status: 403, title: "The SPIFFE ID is outside the tenant's trust domain" },
+  'pki.ttl_invalid': { status: 400, title: 'Certificate TTL is not valid' },
+  'pki.certificate_not_found': { status: 404, title: 'No such certificate' },
+  'pki.ocsp_request_invalid': { status: 400, title: 'The OCSP request is not valid' },
   // store
   'store.unavailable': { status: 503, title: 'The store is unreachable' },
   // secrets barrier

@@ -111,6 +111,36 @@ function migrations(dialect: Dialect): Record<string, Migration> {
           .execute();
       },
     },
+    '0003_pki_certificates': {
+      async up(db: Kysely<unknown>) {
+        // Every certificate POST /v1/pki/sign issued: what revocation, the CRL and OCSP answer from.
+        await db.schema
+          .createTable('pki_certificates')
+          .addColumn('serial_number', 'text', (c) => c.primaryKey())
+          .addColumn('tenant', 'text', (c) => c.notNull().references('tenants.name'))
+          .addColumn('spiffe_id', 'text', (c) => c.notNull())
+          .addColumn('issuer', 'text', (c) => c.notNull())
+          .addColumn('not_before', 'text', (c) => c.notNull())
+          .addColumn('not_after', 'text', (c) => c.notNull())
+          .addColumn('certificate_pem', 'text', (c) => c.notNull())
+          .addColumn('issued_at', 'text', (c) => c.notNull())
+          .addColumn('revoked_at', 'text')
+          .addColumn('revocation_reason', 'text')
+          .execute();
+        await db.schema.createIndex('pki_certificates_tenant_spiffe_id').on('pki_certificates').columns(['tenant', 'spiffe_id', 'not_after']).execute();
+        await db.schema.createIndex('pki_certificates_issuer_revoked').on('pki_certificates').columns(['issuer', 'revoked_at']).execute();
+
+        // Per issuing CA: the last CRL number handed out (RFC 5280 §5.2.3, monotonic) and a
+        // revision bumped by every revocation, which tells each replica its cached CRL is stale.
+        await db.schema
+          .createTable('pki_crl_state')
+          .addColumn('issuer', 'text', (c) => c.primaryKey())
+          .addColumn('crl_number', 'integer', (c) => c.notNull())
+          .addColumn('revision', 'integer', (c) => c.notNull())
+          .addColumn('updated_at', 'text', (c) => c.notNull())
+          .execute();
+      },
+    },
   };
 }
 

@@ -14,6 +14,8 @@ export interface Database {
   ca_certificates: CaCertificatesTable;
   barrier_keyring: BarrierKeyringTable;
   system_state: SystemStateTable;
+  pki_certificates: PkiCertificatesTable;
+  pki_crl_state: PkiCrlStateTable;
 }
 
 export interface TenantsTable {
@@ -95,4 +97,27 @@ export interface BarrierKeyringTable {
 export interface SystemStateTable {
   key: string;
   value: string;
+}
+
+export interface PkiCertificatesTable {
+  /** Lowercase hex, minimal DER INTEGER content octets (see canonicalSerial). */
+  serial_number: string;
+  tenant: string;
+  spiffe_id: string;
+  /** Hex subject key identifier of the issuing CA. */
+  issuer: string;
+  not_before: string;
+  not_after: string;
+  certificate_pem: string;
+  issued_at: string;
+  revoked_at: string | null;
+  /** RFC 5280 §5.3.1 reason name, e.g. `keyCompromise`; null while not revoked. */
+  revocation_reason: string | null;
+}
+
+export interface PkiCrlStateTable {
+  issuer: string;
+  crl_number: number;
+  revision: number;
+  updated_at: string;
 }

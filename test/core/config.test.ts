@@ -15,7 +15,34 @@ function configFile(text: string): string {
 describe('server configuration', () => {
   it('defaults to ./data, 127.0.0.1:8443, SQLite and a 1 MiB body limit', () => {
     const c = resolveServerConfig({}, {}, '/srv');
-    expect(c).toEqual({ dataDir: '/srv/data', listen: { host: '127.0.0.1', port: 8443 }, databaseUrl: undefined, bodyLimit: 1048576, logLevel: 'info' });
+    expect(c).toEqual({
+      dataDir: '/srv/data',
+      listen: { host: '127.0.0.1', port: 8443 },
+      databaseUrl: undefined,
+      bodyLimit: 1048576,
+      logLevel: 'info',
+      advertiseAddr: 'https://127.0.0.1:8443',
+      pkiMaxTtlMs: 86_400_000,
+    });
+  });
+
+  it('advertises https://<listen> by default and takes --advertise-addr, RAMPART_ADVERTISE_ADDR or advertise_addr', () => {
+    expect(resolveServerConfig({ listen: '[::1]:9443' }, {}).advertiseAddr).toBe('https://[::1]:9443');
+    const file = configFile('advertise_addr: https://from-file.example\npki_max_ttl: 2h\n');
+    expect(resolveServerConfig({ config: file }, {}).advertiseAddr).toBe('https://from-file.example');
+    expect(resolveServerConfig({ config: file }, {}).pkiMaxTtlMs).toBe(7_200_000);
+    const env = { RAMPART_ADVERTISE_ADDR: 'https://from-env.example:8443/', RAMPART_PKI_MAX_TTL: '30m' };
+    expect(resolveServerConfig({ config: file }, env).advertiseAddr).toBe('https://from-env.example:8443');
+    expect(resolveServerConfig({ config: file }, env).pkiMaxTtlMs).toBe(1_800_000);
+    expect(resolveServerConfig({ config: file, advertiseAddr: 'https://lb.example/rampart' }, env).advertiseAddr).toBe('https://lb.example/rampart');
+  });
+
+  it('refuses an advertise address that cannot go into a certificate, and a max TTL under a minute', () => {
+    for (const bad of ['rampart.example:8443', 'ftp://h', 'https://h/?q=1', 'https://u:p@h', 'https://h/#f']) {
+      expect(() => resolveServerConfig({ advertiseAddr: bad }, {})).toThrow(/advertise address/);
+    }
+    expect(() => resolveServerConfig({ pkiMaxTtl: '30s' }, {})).toThrow(/max TTL/);
+    expect(() => resolveServerConfig({ pkiMaxTtl: 'soon' }, {})).toThrow(/max TTL/);
   });
 
   it('lets flags win over env and env over the config file', () => {

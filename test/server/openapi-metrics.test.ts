@@ -49,6 +49,9 @@ describe('GET /v1/openapi.json', () => {
     });
     expect(doc.security).toEqual([{ bearer: [] }, { vaultToken: [] }]);
     expect(doc.paths['/v1/health']?.get?.security).toEqual([]);
+    const created = (doc.paths['/v1/tokens'] as Record<string, { responses: Record<string, { content: Record<string, unknown> }> }>).post!;
+    expect(Object.keys(created.responses['403']!.content)).toEqual(['application/problem+json']);
+    expect(Object.keys(created.responses['201']!.content)).toEqual(['application/json']);
   });
 
   it('documents every API route, and only the two plumbing routes are hidden', () => {

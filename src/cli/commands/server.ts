@@ -10,11 +10,13 @@ interface ServerFlags {
   listen?: string;
   databaseUrl?: string;
   bodyLimit?: string;
+  advertiseAddr?: string;
+  pkiMaxTtl?: string;
 }
 
 /**
  * Adds `rampart server [--config <file>] [--data-dir <dir>] [--listen <host:port>]
- * [--database-url <url>] [--body-limit <bytes>]` to `program`.
+ * [--database-url <url>] [--body-limit <bytes>] [--advertise-addr <url>] [--pki-max-ttl <duration>]` to `program`.
  *
  * @example
  * ```ts
@@ -30,6 +32,8 @@ export function registerServer(program: Command): void {
     .option('--listen <host:port>', 'address to listen on')
     .option('--database-url <url>', 'PostgreSQL URL (SQLite in the data directory when omitted)')
     .option('--body-limit <bytes>', 'largest accepted request body')
+    .option('--advertise-addr <url>', 'externally reachable base URL, put into SVIDs for CRL and OCSP (default https://<listen>)')
+    .option('--pki-max-ttl <duration>', 'longest TTL of a signed certificate (default 24h)')
     .action(async (flags: ServerFlags) => {
       const { runServer } = await import('../../server/main.js');
       await runServer({
@@ -38,6 +42,8 @@ export function registerServer(program: Command): void {
         listen: flags.listen,
         databaseUrl: flags.databaseUrl,
         bodyLimit: flags.bodyLimit,
+        advertiseAddr: flags.advertiseAddr,
+        pkiMaxTtl: flags.pkiMaxTtl,
       });
     });
 }

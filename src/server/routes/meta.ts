@@ -4,7 +4,7 @@ import { isRampartError } from '../../core/errors.js';
 import { VERSION } from '../../core/version.js';
 import type { Runtime } from '../../runtime.js';
 import { PROBLEM_CONTENT_TYPE, problem } from '../problem.js';
-import { ProblemSchema } from './schemas.js';
+import { problemResponse } from './schemas.js';
 
 /** Unauthenticated endpoints: health, the OpenAPI document and Prometheus metrics. */
 export const metaRoutes =
@@ -19,7 +19,7 @@ export const metaRoutes =
           security: [],
           response: {
             200: Type.Object({ status: Type.Literal('ok'), version: Type.String(), store: Type.Union([Type.Literal('sqlite'), Type.Literal('postgres')]) }),
-            503: ProblemSchema,
+            503: problemResponse('the store is unreachable'),
           },
         },
       },

@@ -33,11 +33,17 @@ export function pageOf(query: { limit?: string; cursor?: string }): { limit: num
 export const page = <T extends TSchema>(item: T) =>
   Type.Object({ items: Type.Array(item), next_cursor: Type.Union([Type.String(), Type.Null()]) });
 
+/** A problem response, declared with its real media type so the OpenAPI document says so. */
+export const problemResponse = (description: string) => ({
+  description,
+  content: { 'application/problem+json': { schema: ProblemSchema } },
+});
+
 /** Error responses every authenticated route can give. */
 export const errorResponses = {
-  400: ProblemSchema,
-  401: ProblemSchema,
-  403: ProblemSchema,
-  404: ProblemSchema,
-  503: ProblemSchema,
+  400: problemResponse('invalid request'),
+  401: problemResponse('not authenticated'),
+  403: problemResponse('denied by policy'),
+  404: problemResponse('no such route, tenant or record'),
+  503: problemResponse('the store or the audit log is unavailable; nothing was done'),
 };

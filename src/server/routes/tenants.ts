@@ -4,7 +4,7 @@ import type { TenantRecord } from '../../identity/store.js';
 import { createTenant } from '../../identity/tenants.js';
 import { seedTenantPolicies } from '../../runtime.js';
 import type { Runtime } from '../../runtime.js';
-import { PageQuery, errorResponses, page, pageOf } from './schemas.js';
+import { PageQuery, errorResponses, page, pageOf, problemResponse } from './schemas.js';
 
 const Tenant = Type.Object({ name: Type.String(), trust_domain: Type.String(), created_at: Type.String() });
 const CreateTenantBody = Type.Object({ name: Type.String({ minLength: 1, maxLength: 63 }) }, { additionalProperties: false });
@@ -23,7 +23,7 @@ export const tenantRoutes =
       '/v1/tenants',
       {
         config: { authz: { action: 'tenant:create', resource: tenantsCollection } },
-        schema: { summary: 'Create a tenant', body: CreateTenantBody, response: { 201: Tenant, 409: errorResponses[400], ...errorResponses } },
+        schema: { summary: 'Create a tenant', body: CreateTenantBody, response: { 201: Tenant, 409: problemResponse('the tenant exists'), ...errorResponses } },
       },
       async (req, reply) => {
         const principal = req.rampart.principal;
