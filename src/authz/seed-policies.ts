@@ -1,6 +1,8 @@
 import { createHash } from 'node:crypto';
 import { DEFAULT_TENANT } from '../core/ids.js';
 
+const OPERATOR_ACTIONS = ['Rampart::Action::"tenant:create"', 'Rampart::Action::"tenant:list"'];
+
 /**
  * The policy set a tenant's `rampart` store starts with. It permits the tenant's own `admin`
  * role everything and nobody else anything: Cedar denies whatever no policy permits.
@@ -11,16 +13,14 @@ import { DEFAULT_TENANT } from '../core/ids.js';
  * operator tenant, as Vault's root namespace administers its children. A tenant may remove that
  * policy once policy pushes exist; no tenant admits another tenant's admins.
  */
-const OPERATOR_ACTIONS = ['Rampart::Action::"tenant:create"', 'Rampart::Action::"tenant:list"'];
-
 export function seedPolicies(tenant: string): Record<string, string> {
+  const own = `when { principal.tenant == ${JSON.stringify(tenant)} && resource.tenant == ${JSON.stringify(tenant)} }`;
   const text = [
     '@id("tenant-admin")',
     'permit (principal in Rampart::Role::"admin", action, resource)',
-    `when { principal.tenant == ${JSON.stringify(tenant)} && resource.tenant == ${JSON.stringify(tenant)} }`,
+    // Creating and listing tenants are operator actions: only `default`'s admins hold them.
+    tenant === DEFAULT_TENANT ? `${own};` : `${own}\nunless { action in [${OPERATOR_ACTIONS.join(', ')}] };`,
   ];
-  // Creating and listing tenants are operator actions: only `default`'s admins hold them.
-  text.push(tenant === DEFAULT_TENANT ? ';' : `unless { action in [${OPERATOR_ACTIONS.join(', ')}] };`);
   if (tenant !== DEFAULT_TENANT) {
     text.push(
       '',

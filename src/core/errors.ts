@@ -44,6 +44,8 @@ export const ERROR_CODES = {
   'audit.pushback': { status: 503, title: 'The audit log is overloaded; retry later' },
   'audit.proof_invalid': { status: 422, title: 'The Merkle proof does not verify' },
   'audit.range_invalid': { status: 400, title: 'Tree size or index out of range' },
+  'audit.checkpoint_invalid': { status: 422, title: 'The checkpoint is malformed or its signature does not verify' },
+  'audit.log_inconsistent': { status: 500, title: 'The audit log contradicts a signed checkpoint' },
   // pki
   'pki.csr_invalid': { status: 400, title: 'The certificate signing request is not valid' },
   'pki.ca_unavailable': { status: 503, title: 'The certificate authority is not available' },

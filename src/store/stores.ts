@@ -1,10 +1,11 @@
 import type { AuditStore } from '../audit/store.js';
 import type { PolicyStore } from '../authz/store.js';
 import type { TenantStore, TokenStore } from '../identity/store.js';
-import type { CaStore } from '../pki/store.js';
+import type { CaStore, CertificateStore } from '../pki/store.js';
 import type { KeyringStore } from '../secrets/store.js';
 import { SqlAuditStore } from './audit-store.js';
 import { SqlCaStore } from './ca-store.js';
+import { SqlCertificateStore } from './certificate-store.js';
 import type { StoreDatabase } from './database.js';
 import { SqlKeyringStore } from './keyring-store.js';
 import { SqlPolicyStore } from './policy-store.js';
@@ -20,6 +21,7 @@ export interface Stores {
   readonly policies: PolicyStore;
   readonly audit: AuditStore;
   readonly ca: CaStore;
+  readonly certificates: CertificateStore;
   readonly keyring: KeyringStore;
 }
 
@@ -32,6 +34,7 @@ export function bindStores(db: Kysely<Database>, dialect: StoreDatabase['dialect
     policies: new SqlPolicyStore(db),
     audit: new SqlAuditStore(db, dialect),
     ca: new SqlCaStore(db),
+    certificates: new SqlCertificateStore(db),
     keyring: new SqlKeyringStore(db),
   };
 }
