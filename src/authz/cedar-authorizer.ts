@@ -105,10 +105,19 @@ function deny(errors: string[], policyVersion: number | undefined): AuthzDecisio
   return { decision: 'deny', reasons: [], errors, policyVersion };
 }
 
+/**
+ * Cedar cannot compare entity ids, so the SPIFFE ID is also an attribute: of a workload principal
+ * (its id is its SPIFFE ID) and of a `Rampart::SpiffeId` resource. A policy can then say "a
+ * workload may obtain its own identity" as `resource.spiffe_id == principal.spiffe_id`. Both
+ * attributes are functions of the entity ids already in the decision cache key.
+ */
+const WORKLOAD_TYPE = 'Rampart::Workload';
+const SPIFFE_ID_TYPE = 'Rampart::SpiffeId';
+
 function principalEntity(p: Principal): cedar.EntityJson {
   return {
     uid: { type: p.type, id: p.id },
-    attrs: { tenant: p.tenant, auth_method: p.authMethod },
+    attrs: { tenant: p.tenant, auth_method: p.authMethod, ...(p.type === WORKLOAD_TYPE ? { spiffe_id: p.id } : {}) },
     parents: p.roles.map(roleUid),
   };
 }
@@ -131,7 +140,8 @@ function entitiesFor(request: AuthzRequest): cedar.EntityJson[] {
   for (const r of principal.roles) add({ uid: roleUid(r), attrs: { tenant }, parents: [] });
   const tenantEntity = tenantUid(tenant);
   const resourceIsTenant = resource.type === tenantEntity.type && resource.id === tenantEntity.id;
-  add({ uid: resource, attrs: { tenant }, parents: resourceIsTenant ? [] : [tenantEntity] });
+  const resourceAttrs = resource.type === SPIFFE_ID_TYPE ? { tenant, spiffe_id: resource.id } : { tenant };
+  add({ uid: resource, attrs: resourceAttrs, parents: resourceIsTenant ? [] : [tenantEntity] });
   add({ uid: tenantEntity, attrs: { tenant }, parents: [] });
   return [...entities.values()];
 }

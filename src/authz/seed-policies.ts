@@ -5,7 +5,8 @@ const OPERATOR_ACTIONS = ['Rampart::Action::"tenant:create"', 'Rampart::Action::
 
 /**
  * The policy set a tenant's `rampart` store starts with. It permits the tenant's own `admin`
- * role everything and nobody else anything: Cedar denies whatever no policy permits.
+ * role everything, a workload the renewal of its own SVID, and nobody else anything: Cedar
+ * denies whatever no policy permits.
  *
  * A request is always evaluated against the policy set of the tenant it addresses, with the
  * principal's home tenant as an attribute, so the data owner decides who may cross into it.
@@ -29,6 +30,19 @@ export function seedPolicies(tenant: string): Record<string, string> {
       `when { principal.tenant == ${JSON.stringify(DEFAULT_TENANT)} && resource.tenant == ${JSON.stringify(tenant)} };`,
     );
   }
+  // A workload may ask for a certificate in its own tenant, and get one only for its own SPIFFE ID:
+  // that is renewal with its current SVID over mTLS. Any other ID needs a policy naming it.
+  const t = JSON.stringify(tenant);
+  text.push(
+    '',
+    '@id("workload-sign-request")',
+    'permit (principal is Rampart::Workload, action == Rampart::Action::"pki:sign-request", resource)',
+    `when { principal.tenant == ${t} && resource.tenant == ${t} };`,
+    '',
+    '@id("workload-renew-own-svid")',
+    'permit (principal is Rampart::Workload, action == Rampart::Action::"pki:sign", resource is Rampart::SpiffeId)',
+    `when { principal.tenant == ${t} && resource.tenant == ${t} && resource.spiffe_id == principal.spiffe_id };`,
+  );
   return { 'rampart.cedar': `${text.join('\n')}\n` };
 }
 

@@ -104,11 +104,6 @@ function migrations(dialect: Dialect): Record<string, Migration> {
           .addColumn('updated_at', 'text', (c) => c.notNull())
           .execute();
 
-        await db.schema
-          .createTable('system_state')
-          .addColumn('key', 'text', (c) => c.primaryKey())
-          .addColumn('value', 'text', (c) => c.notNull())
-          .execute();
       },
     },
     '0003_pki_certificates': {

@@ -13,7 +13,6 @@ export interface Database {
   policy_versions: PolicyVersionsTable;
   ca_certificates: CaCertificatesTable;
   barrier_keyring: BarrierKeyringTable;
-  system_state: SystemStateTable;
   pki_certificates: PkiCertificatesTable;
   pki_crl_state: PkiCrlStateTable;
 }
@@ -94,10 +93,6 @@ export interface BarrierKeyringTable {
   updated_at: string;
 }
 
-export interface SystemStateTable {
-  key: string;
-  value: string;
-}
 
 export interface PkiCertificatesTable {
   /** Lowercase hex, minimal DER INTEGER content octets (see canonicalSerial). */

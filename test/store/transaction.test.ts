@@ -51,7 +51,6 @@ const SCHEMA = {
   policy_versions: ['tenant', 'store', 'version', 'hash', 'policies', 'schema', 'status', 'author', 'message', 'created_at'],
   ca_certificates: ['id', 'tenant', 'role', 'certificate_pem', 'private_key', 'algorithm', 'status', 'not_after', 'created_at'],
   barrier_keyring: ['id', 'ciphertext', 'updated_at'],
-  system_state: ['key', 'value'],
   pki_certificates: ['serial_number', 'tenant', 'spiffe_id', 'issuer', 'not_before', 'not_after', 'certificate_pem', 'issued_at', 'revoked_at', 'revocation_reason'],
   pki_crl_state: ['issuer', 'crl_number', 'revision', 'updated_at'],
 } as const satisfies { readonly [T in keyof Database]: readonly (keyof Database[T])[] };
