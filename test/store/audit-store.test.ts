@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import fc from 'fast-check';
 import { sql } from 'kysely';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { AUDIT_SCHEMA_VERSION, type AuditEvent, serializeEvent } from '../../src/audit/event.js';
 import { AuditLog } from '../../src/audit/log.js';
 import { leafHash, rootFromLeafHashes } from '../../src/audit/merkle.js';
@@ -14,6 +14,7 @@ import { AuditError } from '../../src/core/errors.js';
 import { SqlAuditStore } from '../../src/store/audit-store.js';
 import { openDatabase, type StoreDatabase } from '../../src/store/database.js';
 import { TEST_DATABASES, type TestDatabase } from '../support/databases.js';
+import { freshDatabase } from '../support/fresh-database.js';
 
 /**
  * Contract suite for the AuditStore port (src/audit/store.ts), driven through the real AuditLog,
@@ -42,19 +43,6 @@ async function openFresh(target: TestDatabase): Promise<{ database: StoreDatabas
   return { database, cleanup };
 }
 
-function freshDatabase(target: TestDatabase): () => StoreDatabase {
-  let opened: Awaited<ReturnType<typeof openFresh>> | undefined;
-  beforeAll(async () => {
-    opened = await openFresh(target);
-  });
-  afterAll(async () => {
-    await opened?.cleanup();
-  });
-  return () => {
-    if (!opened) throw new Error('database not opened');
-    return opened.database;
-  };
-}
 
 // ---------------------------------------------------------------------------------------------
 // Reference hashing, written from RFC 6962 §2.1 independently of src/audit/merkle.ts.

@@ -1,13 +1,10 @@
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { ManualClock } from '../../src/core/clock.js';
 import type { CaRecord, CaRole } from '../../src/pki/store.js';
 import { SqlCaStore } from '../../src/store/ca-store.js';
-import { openDatabase, type StoreDatabase } from '../../src/store/database.js';
 import { SqlTenantStore } from '../../src/store/tenant-store.js';
-import { TEST_DATABASES, type TestDatabase } from '../support/databases.js';
+import { TEST_DATABASES } from '../support/databases.js';
+import { freshDatabase } from '../support/fresh-database.js';
 
 /**
  * Contract suite for the CaStore port (src/pki/store.ts), against every store in TEST_DATABASES,
@@ -15,27 +12,6 @@ import { TEST_DATABASES, type TestDatabase } from '../support/databases.js';
  * carry placeholder PEM and barrier-ciphertext strings rather than real certificates.
  */
 
-function freshDatabase(target: TestDatabase): () => StoreDatabase {
-  let database: StoreDatabase | undefined;
-  let cleanup: (() => Promise<void>) | undefined;
-  beforeAll(async () => {
-    const dataDir = mkdtempSync(join(tmpdir(), 'rampart-ca-store-'));
-    const { url, drop } = await target.create();
-    cleanup = async () => {
-      await database?.close();
-      await drop();
-      rmSync(dataDir, { recursive: true, force: true });
-    };
-    database = await openDatabase({ databaseUrl: url, dataDir });
-  });
-  afterAll(async () => {
-    await cleanup?.();
-  });
-  return () => {
-    if (!database) throw new Error('database not opened');
-    return database;
-  };
-}
 
 const DAY_MS = 86_400_000;
 const clock = new ManualClock();

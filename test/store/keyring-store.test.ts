@@ -1,41 +1,17 @@
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { ManualClock } from '../../src/core/clock.js';
 import { SecretsError } from '../../src/core/errors.js';
 import { Barrier } from '../../src/secrets/barrier.js';
-import { openDatabase, type StoreDatabase } from '../../src/store/database.js';
 import { SqlKeyringStore } from '../../src/store/keyring-store.js';
-import { TEST_DATABASES, type TestDatabase } from '../support/databases.js';
+import { TEST_DATABASES } from '../support/databases.js';
+import { freshDatabase } from '../support/fresh-database.js';
 
 /**
  * Contract suite for the KeyringStore port (src/secrets/store.ts) and the Barrier that uses it,
  * against every store in TEST_DATABASES; each describe block has its own fresh database.
  */
 
-function freshDatabase(target: TestDatabase): () => StoreDatabase {
-  let database: StoreDatabase | undefined;
-  let cleanup: (() => Promise<void>) | undefined;
-  beforeAll(async () => {
-    const dataDir = mkdtempSync(join(tmpdir(), 'rampart-keyring-store-'));
-    const { url, drop } = await target.create();
-    cleanup = async () => {
-      await database?.close();
-      await drop();
-      rmSync(dataDir, { recursive: true, force: true });
-    };
-    database = await openDatabase({ databaseUrl: url, dataDir });
-  });
-  afterAll(async () => {
-    await cleanup?.();
-  });
-  return () => {
-    if (!database) throw new Error('database not opened');
-    return database;
-  };
-}
 
 /** The error `work` throws or rejects with (undefined when it succeeds). */
 async function failureOf(work: () => unknown): Promise<unknown> {

@@ -1,12 +1,10 @@
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { ManualClock } from '../../src/core/clock.js';
 import type { TenantRecord } from '../../src/identity/store.js';
-import { openDatabase, type StoreDatabase } from '../../src/store/database.js';
+import { type StoreDatabase } from '../../src/store/database.js';
 import { SqlTenantStore } from '../../src/store/tenant-store.js';
-import { TEST_DATABASES, type TestDatabase } from '../support/databases.js';
+import { TEST_DATABASES } from '../support/databases.js';
+import { freshDatabase } from '../support/fresh-database.js';
 
 /**
  * Contract suite for the TenantStore port (src/identity/store.ts), run against every store in
@@ -14,28 +12,6 @@ import { TEST_DATABASES, type TestDatabase } from '../support/databases.js';
  * throwaway database for PostgreSQL).
  */
 
-/** Opens a fresh, migrated database for the enclosing describe block and removes it afterwards. */
-function freshDatabase(target: TestDatabase): () => StoreDatabase {
-  let database: StoreDatabase | undefined;
-  let cleanup: (() => Promise<void>) | undefined;
-  beforeAll(async () => {
-    const dataDir = mkdtempSync(join(tmpdir(), 'rampart-tenant-store-'));
-    const { url, drop } = await target.create();
-    cleanup = async () => {
-      await database?.close();
-      await drop();
-      rmSync(dataDir, { recursive: true, force: true });
-    };
-    database = await openDatabase({ databaseUrl: url, dataDir });
-  });
-  afterAll(async () => {
-    await cleanup?.();
-  });
-  return () => {
-    if (!database) throw new Error('database not opened');
-    return database;
-  };
-}
 
 async function tenantRowCount(database: StoreDatabase): Promise<number> {
   const row = await database.db.selectFrom('tenants').select((eb) => eb.fn.countAll<number>().as('n')).executeTakeFirstOrThrow();

@@ -1,40 +1,16 @@
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { ManualClock } from '../../src/core/clock.js';
 import type { TokenRecord } from '../../src/identity/store.js';
-import { openDatabase, type StoreDatabase } from '../../src/store/database.js';
 import { SqlTenantStore } from '../../src/store/tenant-store.js';
 import { SqlTokenStore } from '../../src/store/token-store.js';
-import { TEST_DATABASES, type TestDatabase } from '../support/databases.js';
+import { TEST_DATABASES } from '../support/databases.js';
+import { freshDatabase } from '../support/fresh-database.js';
 
 /**
  * Contract suite for the TokenStore port (src/identity/store.ts), run against every store in
  * TEST_DATABASES, each describe block on its own fresh database.
  */
 
-function freshDatabase(target: TestDatabase): () => StoreDatabase {
-  let database: StoreDatabase | undefined;
-  let cleanup: (() => Promise<void>) | undefined;
-  beforeAll(async () => {
-    const dataDir = mkdtempSync(join(tmpdir(), 'rampart-token-store-'));
-    const { url, drop } = await target.create();
-    cleanup = async () => {
-      await database?.close();
-      await drop();
-      rmSync(dataDir, { recursive: true, force: true });
-    };
-    database = await openDatabase({ databaseUrl: url, dataDir });
-  });
-  afterAll(async () => {
-    await cleanup?.();
-  });
-  return () => {
-    if (!database) throw new Error('database not opened');
-    return database;
-  };
-}
 
 const HOUR_MS = 3_600_000;
 

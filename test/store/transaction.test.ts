@@ -2,40 +2,20 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { sql } from 'kysely';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { ManualClock } from '../../src/core/clock.js';
 import type { TokenRecord } from '../../src/identity/store.js';
 import { openDatabase, type StoreDatabase } from '../../src/store/database.js';
 import type { Database } from '../../src/store/schema.js';
 import { bindStores, transactor } from '../../src/store/stores.js';
-import { TEST_DATABASES, type TestDatabase } from '../support/databases.js';
+import { TEST_DATABASES } from '../support/databases.js';
+import { freshDatabase } from '../support/fresh-database.js';
 
 /**
  * The transaction boundary (`transactor`) and the migrations, against every store in
  * TEST_DATABASES; each describe block has its own fresh database.
  */
 
-function freshDatabase(target: TestDatabase): () => StoreDatabase {
-  let database: StoreDatabase | undefined;
-  let cleanup: (() => Promise<void>) | undefined;
-  beforeAll(async () => {
-    const dataDir = mkdtempSync(join(tmpdir(), 'rampart-transaction-'));
-    const { url, drop } = await target.create();
-    cleanup = async () => {
-      await database?.close();
-      await drop();
-      rmSync(dataDir, { recursive: true, force: true });
-    };
-    database = await openDatabase({ databaseUrl: url, dataDir });
-  });
-  afterAll(async () => {
-    await cleanup?.();
-  });
-  return () => {
-    if (!database) throw new Error('database not opened');
-    return database;
-  };
-}
 
 /**
  * Every table and column of src/store/schema.ts. The type below makes this list exhaustive: a
@@ -48,6 +28,8 @@ const SCHEMA = {
   audit_events: ['id', 'tenant', 'recorded_at', 'payload', 'leaf_index', 'leaf_hash'],
   audit_tree: ['id', 'size', 'frontier', 'root_hash', 'updated_at'],
   audit_tree_heads: ['size', 'root_hash', 'created_at'],
+  audit_checkpoints: ['size', 'root_hash', 'note', 'frontier', 'created_at'],
+  audit_log_key: ['id', 'origin', 'verifier_key', 'private_key', 'created_at'],
   policy_versions: ['tenant', 'store', 'version', 'hash', 'policies', 'schema', 'status', 'author', 'message', 'created_at'],
   ca_certificates: ['id', 'tenant', 'role', 'certificate_pem', 'private_key', 'algorithm', 'status', 'not_after', 'created_at'],
   barrier_keyring: ['id', 'ciphertext', 'updated_at'],
