@@ -5,7 +5,14 @@ import { join } from 'node:path';
 import * as x509 from '@peculiar/x509';
 import { sql } from 'kysely';
 import { AUDIT_SCHEMA_VERSION } from './audit/event.js';
+import { classifyEvent } from './audit/ocsf.js';
+import { Checkpointer } from './audit/checkpointer.js';
+import { type AuditHasher, openAuditHasher } from './audit/hasher.js';
 import { AuditLog } from './audit/log.js';
+import { SubjectVault } from './audit/subjects.js';
+import { SinkDispatcher } from './audit/sink.js';
+import { createConfiguredSinks } from './audit/sinks/configured.js';
+import type { CheckpointStore } from './audit/store.js';
 import type { Authorizer } from './authz/authorizer.js';
 import { CedarAuthorizer } from './authz/cedar-authorizer.js';
 import { RAMPART_POLICY_STORE } from './authz/entities.js';
@@ -22,7 +29,10 @@ import { type CaHierarchy, ensureCaHierarchy } from './pki/hierarchy.js';
 import { exportPrivateKeyPkcs8Pem, generateKeyPair } from './pki/keys.js';
 import { Barrier } from './secrets/barrier.js';
 import { Metrics } from './server/metrics.js';
+import { SqlAuditSaltStore } from './store/audit-salt-store.js';
+import { SqlCheckpointStore } from './store/checkpoint-store.js';
 import { type StoreDatabase, openDatabase } from './store/database.js';
+import { SqlSinkStore } from './store/sink-store.js';
 import { type Stores, type Transact, bindStores, transactor } from './store/stores.js';
 
 /**
@@ -37,6 +47,15 @@ export interface Runtime {
   readonly stores: Stores;
   readonly transact: Transact;
   readonly audit: AuditLog;
+  /** Streams integrated audit events to the configured SIEM sinks; see src/audit/sink.ts. */
+  readonly auditSinks: SinkDispatcher;
+  /** HMACs values that may be secret before they enter an audit event (`POST /v1/audit/hash`). */
+  readonly auditHasher: AuditHasher;
+  /** Seals personal data in audit events under per-subject keys, and erases them. */
+  readonly subjects: SubjectVault;
+  /** Signs audit checkpoints; see src/audit/checkpointer.ts. */
+  readonly checkpointer: Checkpointer;
+  readonly checkpoints: CheckpointStore;
   readonly authorizer: Authorizer;
   readonly metrics: Metrics;
   readonly barrier: Barrier;
@@ -63,6 +82,8 @@ export interface RuntimeOptions {
   readonly inMemory?: boolean;
   /** Background audit integration interval; 0 disables it (tests integrate explicitly). */
   readonly integrateEveryMs?: number;
+  /** Audit events that may wait for their batch before requests are refused with `audit.pushback`. */
+  readonly auditMaxPending?: number;
 }
 
 const SERVER_CERT_TTL_MS = 90 * 86_400_000;
@@ -109,16 +130,51 @@ export async function startRuntime(config: ServerConfig, options: RuntimeOptions
     writeFileSync(files.trustBundle, trustBundlePem, { mode: 0o644 });
     const tls = await ensureServerCertificate(ca, clock, files);
 
+    const checkpoints = new SqlCheckpointStore(database.db, database.dialect);
+    const checkpointer = await Checkpointer.open({
+      checkpoints,
+      audit: stores.audit,
+      sealer: barrier,
+      clock,
+      onError: (err) => logger.error({ err }, 'audit checkpoint failed'),
+    });
+    const auditHasher = await openAuditHasher(new SqlAuditSaltStore(database.db), barrier, () => clock.now());
+    // Sinks read integrated events from the store on their own schedule: a slow or broken SIEM
+    // never holds up a request, it only falls behind (its lag is a metric).
+    const auditSinks = new SinkDispatcher({
+      store: new SqlSinkStore(database.db, database.dialect, clock),
+      sinks: createConfiguredSinks(config.auditSinks),
+      clock,
+      onError: (sink, err) => {
+        metrics.auditSinkFailures.inc({ sink });
+        logger.warn({ err, sink }, 'audit sink delivery failed; will retry');
+      },
+      onStatus: (s) => metrics.auditSinkLag.set({ sink: s.name }, s.lag),
+    });
+    const autoCheckpoint = options.integrateEveryMs !== 0;
     const audit = new AuditLog({
       store: stores.audit,
       clock,
+      ...(options.auditMaxPending === undefined ? {} : { maxPending: options.auditMaxPending }),
       onAppend: (count, ok) => metrics.auditAppends.inc({ result: ok ? 'ok' : 'error' }, count),
+      // Tests integrate and checkpoint explicitly; servers sign after integration (≤ 1 per second)
+      // and wake the sinks, so SIEMs see an event within a poll of its integration.
+      ...(autoCheckpoint
+        ? {
+            onIntegrated: () => {
+              checkpointer.notify();
+              auditSinks.notify();
+            },
+          }
+        : {}),
     });
     if (options.integrateEveryMs !== 0) {
       audit.startIntegrator(options.integrateEveryMs ?? 250, (err) => logger.error({ err }, 'audit integration failed'));
     }
     const authorizer = new CedarAuthorizer(stores.policies);
 
+    // Last, so that nothing after it can fail and leave the loops running over a closed store.
+    auditSinks.start();
     return {
       config,
       clock,
@@ -127,6 +183,11 @@ export async function startRuntime(config: ServerConfig, options: RuntimeOptions
       stores,
       transact,
       audit,
+      auditSinks,
+      auditHasher,
+      subjects: new SubjectVault(barrier, auditHasher),
+      checkpointer,
+      checkpoints,
       authorizer,
       metrics,
       barrier,
@@ -135,7 +196,9 @@ export async function startRuntime(config: ServerConfig, options: RuntimeOptions
       tls,
       files,
       async close() {
+        await auditSinks.stop();
         await audit.close();
+        await checkpointer.close({ final: autoCheckpoint });
         barrier.seal();
         await database.close();
       },
@@ -218,6 +281,7 @@ function bootstrapEvent(clock: Clock) {
     recordedAt: time,
     payload: JSON.stringify({
       schema_version: AUDIT_SCHEMA_VERSION,
+      ocsf: classifyEvent(null, 'success'),
       time,
       tenant: DEFAULT_TENANT,
       request_id: 'bootstrap',

@@ -1,3 +1,6 @@
+import { classifyEvent } from './ocsf.js';
+import type { SealedSubject } from './subjects.js';
+
 /**
  * The structured audit event: one per request that reaches authentication, whatever its outcome.
  *
@@ -36,6 +39,8 @@ export interface AuditEvent {
   readonly error_code: string | null;
   /** Null for state changes the server makes on its own (first-start bootstrap). */
   readonly http: { readonly method: string; readonly route: string; readonly status: number } | null;
+  /** Personal data of a data subject, sealed under that subject's key (see subjects.ts). */
+  readonly subject?: SealedSubject;
   /** Operation facts that are not secret (the created tenant's name, a token's accessor, …). */
   readonly details?: Readonly<Record<string, string | number | boolean | null | readonly string[]>>;
 }
@@ -43,6 +48,8 @@ export interface AuditEvent {
 export function serializeEvent(event: AuditEvent): string {
   const ordered: Record<string, unknown> = {
     schema_version: event.schema_version,
+    // Derived, so no producer can get the classification wrong or leave it out.
+    ocsf: classifyEvent(event.http?.method ?? null, event.outcome),
     time: event.time,
     tenant: event.tenant,
     request_id: event.request_id,
@@ -56,5 +63,6 @@ export function serializeEvent(event: AuditEvent): string {
     http: event.http,
   };
   if (event.details !== undefined) ordered.details = event.details;
+  if (event.subject !== undefined) ordered.subject = event.subject;
   return JSON.stringify(ordered);
 }

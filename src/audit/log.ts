@@ -15,6 +15,8 @@ export interface AuditLogOptions {
   readonly integrateBatch?: number;
   /** Called once per durable append, for metrics. */
   readonly onAppend?: (count: number, ok: boolean) => void;
+  /** Called after each batch that integrated entries (the checkpointer signs the new head). */
+  readonly onIntegrated?: (count: number) => void;
 }
 
 interface Waiter {
@@ -48,6 +50,7 @@ export class AuditLog {
   readonly #maxBatch: number;
   readonly #integrateBatch: number;
   readonly #onAppend: ((count: number, ok: boolean) => void) | undefined;
+  readonly #onIntegrated: ((count: number) => void) | undefined;
   #queue: Waiter[] = [];
   #flushing: Promise<void> | undefined;
   #timer: NodeJS.Timeout | undefined;
@@ -60,6 +63,7 @@ export class AuditLog {
     this.#maxBatch = options.maxBatch ?? 512;
     this.#integrateBatch = options.integrateBatch ?? 1000;
     this.#onAppend = options.onAppend;
+    this.#onIntegrated = options.onIntegrated;
   }
 
   /** The row an event is stored as; used to write an event inside a caller's own transaction. */
@@ -125,7 +129,11 @@ export class AuditLog {
     // One integration at a time per process; the store's lock serializes replicas.
     this.#integrating ??= this.#store
       .integratePending(this.#integrateBatch, (state, pending) => this.#extend(state, pending))
-      .then((r) => r?.entries.length ?? 0)
+      .then((r) => {
+        const n = r?.entries.length ?? 0;
+        if (n > 0) this.#onIntegrated?.(n);
+        return n;
+      })
       .finally(() => {
         this.#integrating = undefined;
       });

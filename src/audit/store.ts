@@ -1,3 +1,5 @@
+import type { EventFilter } from './query.js';
+
 /**
  * The storage the audit log needs, and nothing more: append rows, integrate pending rows into the
  * tree under the sequencer lock, and page through events of one tenant.
@@ -51,8 +53,63 @@ export interface AuditStore {
     integrate: (state: TreeState | undefined, pending: readonly PendingEntry[]) => Integration,
   ): Promise<Integration | undefined>;
   treeState(): Promise<TreeState | undefined>;
-  listEvents(tenant: string, afterId: number, limit: number): Promise<EventPage>;
+  /** Events of one tenant after `afterId`, oldest first, narrowed by `filter`. */
+  listEvents(tenant: string, afterId: number, limit: number, filter?: EventFilter): Promise<EventPage>;
   /** Leaf hashes [start, end) in leaf order; used to build proofs and verify the tree. */
   leafHashes(start: number, end: number): Promise<string[]>;
+  /**
+   * Integrated entries with leaf index in [start, end), in leaf order: the payload exactly as
+   * hashed and the stored leaf hash. Missing indexes are simply absent (verifiers look for gaps).
+   */
+  leafEntries(start: number, end: number): Promise<LeafEntry[]>;
   count(): Promise<number>;
+}
+
+export interface LeafEntry {
+  readonly leafIndex: number;
+  readonly payload: string;
+  readonly leafHash: string;
+}
+
+/** A signed checkpoint as stored: the note is what was signed; the rest is for fast lookups. */
+export interface StoredCheckpoint {
+  readonly size: number;
+  /** Hex RFC 6962 root. */
+  readonly rootHash: string;
+  /** The signed note (tlog-checkpoint body + signature line). */
+  readonly note: string;
+  /** CompactRange JSON at `size`: lets the next checkpoint check consistency from new leaves only. */
+  readonly frontier: string;
+  readonly createdAt: string;
+}
+
+/** The log's identity: its origin (the note key name) and its Ed25519 key. */
+export interface StoredLogKey {
+  readonly origin: string;
+  /** Verifier key string (`<origin>+<id>+<base64>`): public, stored in clear. */
+  readonly verifierKey: string;
+  /** PKCS#8 private key as barrier ciphertext; never stored in clear. */
+  readonly sealedPrivateKey: string;
+  readonly createdAt: string;
+}
+
+/** The storage the checkpointer and the log verifier need. */
+export interface CheckpointStore {
+  /** The log key; undefined before the first start created it. */
+  loadKey(): Promise<StoredLogKey | undefined>;
+  /** Stores the key unless one exists (another replica won); returns the key in force. */
+  createKey(key: StoredLogKey): Promise<StoredLogKey>;
+  /** The checkpoint with the largest size; undefined before the first. */
+  latest(): Promise<StoredCheckpoint | undefined>;
+  /** The checkpoint of exactly `size`, if one was signed. */
+  get(size: number): Promise<StoredCheckpoint | undefined>;
+  /** Up to `limit` checkpoints with size > `afterSize`, by size. */
+  list(afterSize: number, limit: number): Promise<StoredCheckpoint[]>;
+  /** Stores a checkpoint; a second one for the same size is ignored (same size, same tree). */
+  insert(checkpoint: StoredCheckpoint): Promise<void>;
+  /**
+   * Runs `work` holding the checkpoint signer lock, so replicas sign one after another and
+   * each checks consistency from the latest stored checkpoint.
+   */
+  withSignerLock<T>(work: () => Promise<T>): Promise<T>;
 }

@@ -1,4 +1,4 @@
-import * as cedar from '@cedar-policy/cedar-wasm/nodejs';
+import { cedar } from './cedar-wasm.js';
 import type { Principal } from '../identity/principal.js';
 import type { AuthzDecision, Authorizer, AuthzRequest } from './authorizer.js';
 import { type EntityUid, RAMPART_POLICY_STORE, actionUid, roleUid, tenantUid } from './entities.js';
@@ -140,7 +140,7 @@ function entitiesFor(request: AuthzRequest): cedar.EntityJson[] {
   for (const r of principal.roles) add({ uid: roleUid(r), attrs: { tenant }, parents: [] });
   const tenantEntity = tenantUid(tenant);
   const resourceIsTenant = resource.type === tenantEntity.type && resource.id === tenantEntity.id;
-  const resourceAttrs = resource.type === SPIFFE_ID_TYPE ? { tenant, spiffe_id: resource.id } : { tenant };
+  const resourceAttrs: Record<string, string> = resource.type === SPIFFE_ID_TYPE ? { tenant, spiffe_id: resource.id } : { tenant };
   add({ uid: resource, attrs: resourceAttrs, parents: resourceIsTenant ? [] : [tenantEntity] });
   add({ uid: tenantEntity, attrs: { tenant }, parents: [] });
   return [...entities.values()];

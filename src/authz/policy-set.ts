@@ -1,4 +1,4 @@
-import * as cedar from '@cedar-policy/cedar-wasm/nodejs';
+import { cedar } from './cedar-wasm.js';
 
 /**
  * Splits a version's policy files into individual policies keyed by id, so that decisions name
@@ -12,7 +12,11 @@ export function policiesById(files: Readonly<Record<string, string>>): Record<st
     const parts = cedar.policySetTextToParts(files[file]!);
     if (parts.type === 'failure') throw new Error(`${file}: ${parts.errors.map((e) => e.message).join('; ')}`);
     if (parts.policy_templates.length > 0) throw new Error(`${file}: templates are not supported in this policy store`);
-    parts.policies.forEach((text, n) => {
+    // cedar-wasm names the parts policy0…policyN-1 in file order but returns them sorted by
+    // that name as text (policy0, policy1, policy10, policy2, …): recover each one's position.
+    const positions = parts.policies.map((_, i) => `policy${i}`).sort().map((id) => Number(id.slice('policy'.length)));
+    parts.policies.forEach((text, k) => {
+      const n = positions[k]!;
       const json = cedar.policyToJson(text);
       const annotated = json.type === 'success' ? json.json.annotations?.id : undefined;
       const id = typeof annotated === 'string' && annotated !== '' ? annotated : `${file}#${n}`;

@@ -14,7 +14,14 @@ import { fileURLToPath } from 'node:url';
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import { RampartApiError, RampartClient } from '../sdk/index.js';
 import { registerAuditEvents } from './commands/audit-events.js';
+import { registerAuditTail } from './commands/audit-tail.js';
+import { registerAuditErase } from './commands/audit-erase.js';
+import { registerAuditVerify } from './commands/audit-verify.js';
+import { registerAuditWitness } from './commands/audit-witness.js';
 import { registerHealth } from './commands/health.js';
+import { registerPkiCrl } from './commands/pki-crl.js';
+import { registerPkiRevoke } from './commands/pki-revoke.js';
+import { registerPkiSign } from './commands/pki-sign.js';
 import { registerServer } from './commands/server.js';
 import { registerTenantCreate } from './commands/tenant-create.js';
 import { registerTenantList } from './commands/tenant-list.js';
@@ -88,7 +95,17 @@ export interface Cli {
   withClient<T>(flags: ClientFlags, use: (client: RampartClient) => Promise<T>): Promise<T>;
   /** Option parser for counts such as `--limit`; rejects zero, negatives and fractions as a usage error. */
   positiveInteger(value: string): number;
+  /** The resolved connection settings (flag > env > default), for commands that fetch non-JSON resources. */
+  connection(flags: ClientFlags): Promise<Connection>;
   out: Output;
+}
+
+/** Where and how a client command connects, as resolved from flags and environment. */
+export interface Connection {
+  readonly addr: string;
+  readonly token: string | undefined;
+  readonly caPem: Buffer | undefined;
+  readonly tenant: string | undefined;
 }
 
 /**
@@ -119,7 +136,7 @@ function buildProgram(): Command {
     // Before any subcommand is added: subcommands inherit these settings when created.
     .exitOverride();
 
-  const cli: Cli = { clientCommand, withClient, positiveInteger, out: output };
+  const cli: Cli = { clientCommand, withClient, positiveInteger, connection, out: output };
 
   registerServer(program);
   registerHealth(program, cli);
@@ -130,8 +147,16 @@ function buildProgram(): Command {
   registerTokenCreate(token, cli);
   registerTokenLookup(token, cli);
   registerTokenRevoke(token, cli);
+  const pki = program.command('pki').description('Sign CSRs into SVIDs, revoke them, fetch the CRL');
+  registerPkiSign(pki, cli);
+  registerPkiRevoke(pki, cli);
+  registerPkiCrl(pki, cli);
   const audit = program.command('audit').description('Read the audit log');
   registerAuditEvents(audit, cli);
+  registerAuditTail(audit, cli);
+  registerAuditErase(audit, cli);
+  registerAuditVerify(audit, cli);
+  registerAuditWitness(audit, cli);
   return program;
 }
 
@@ -170,6 +195,10 @@ function positiveInteger(value: string): number {
   const n = Number(value);
   if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError('expected a positive integer');
   return n;
+}
+
+async function connection(flags: ClientFlags): Promise<Connection> {
+  return { addr: flags.addr, token: await resolveToken(flags), caPem: await resolveCa(flags), tenant: flags.tenant };
 }
 
 async function withClient<T>(flags: ClientFlags, use: (client: RampartClient) => Promise<T>): Promise<T> {

@@ -1,5 +1,5 @@
 import { readFileSync } from 'node:fs';
-import { isAbsolute, resolve } from 'node:path';
+import { dirname, isAbsolute, resolve } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { parseDuration } from './duration.js';
 
@@ -24,6 +24,41 @@ export interface ServerConfig {
   readonly advertiseAddr: string;
   /** Longest certificate TTL `POST /v1/pki/sign` grants, in milliseconds. */
   readonly pkiMaxTtlMs: number;
+  /** Where the audit log is streamed (config file key `audit_sinks`; see docs/audit-sinks.md). */
+  readonly auditSinks: readonly AuditSinkConfig[];
+}
+
+export type AuditSinkConfig = JsonlSinkConfig | SyslogSinkConfig | WebhookSinkConfig;
+
+export interface JsonlSinkConfig {
+  readonly type: 'jsonl';
+  readonly name: string;
+  /** Absolute path of the live file. */
+  readonly path: string;
+  readonly maxBytes: number;
+  readonly keep: number;
+}
+
+export interface SyslogSinkConfig {
+  readonly type: 'syslog';
+  readonly name: string;
+  readonly host: string;
+  readonly port: number;
+  /** Absolute path of a PEM CA bundle; undefined means the system roots. */
+  readonly caFile: string | undefined;
+  readonly facility: 'auth' | 'authpriv' | 'local0' | 'local1' | 'local2' | 'local3' | 'local4' | 'local5' | 'local6' | 'local7';
+}
+
+export interface WebhookSinkConfig {
+  readonly type: 'webhook';
+  readonly name: string;
+  readonly url: string;
+  readonly caFile: string | undefined;
+  /**
+   * The HMAC key, read from the environment variable the file names in `secret_env` (the file
+   * never holds it). `secret` is one of the logger's redacted paths.
+   */
+  readonly secret: string | undefined;
 }
 
 export interface ServerFlags {
@@ -66,7 +101,9 @@ export function resolveServerConfig(
   env: Record<string, string | undefined> = process.env,
   cwd: string = process.cwd(),
 ): ServerConfig {
-  const fromFile: ServerFlags = flags.config ? readConfigFile(resolve(cwd, flags.config)) : {};
+  const configPath = flags.config ? resolve(cwd, flags.config) : undefined;
+  const file = configPath ? readConfigFile(configPath) : { flags: {}, auditSinks: undefined };
+  const fromFile: ServerFlags = file.flags;
   const fromEnv: ServerFlags = {};
   for (const [name, key] of Object.entries(ENV_KEYS)) {
     const value = env[name];
@@ -88,6 +125,8 @@ export function resolveServerConfig(
     logLevel: pick('logLevel') ?? 'info',
     advertiseAddr: parseAdvertiseAddr(pick('advertiseAddr') ?? `https://${listen.host.includes(':') ? `[${listen.host}]` : listen.host}:${listen.port}`),
     pkiMaxTtlMs: parseMaxTtl(pick('pkiMaxTtl') ?? '24h'),
+    // Relative sink paths are relative to the config file, like the file's other references.
+    auditSinks: parseAuditSinks(file.auditSinks, env, configPath ? dirname(configPath) : cwd),
   };
 }
 
@@ -114,23 +153,28 @@ function parseMaxTtl(value: string): number {
   return ms;
 }
 
-function readConfigFile(path: string): ServerFlags {
+function readConfigFile(path: string): { flags: ServerFlags; auditSinks: unknown } {
   let doc: unknown;
   try {
     doc = parseYaml(readFileSync(path, 'utf8'));
   } catch (err) {
     throw new ConfigError(`cannot read config file ${path}: ${(err as Error).message}`);
   }
-  if (doc === null || doc === undefined) return {};
+  if (doc === null || doc === undefined) return { flags: {}, auditSinks: undefined };
   if (typeof doc !== 'object' || Array.isArray(doc)) throw new ConfigError(`config file ${path} must be a YAML mapping`);
   const out: ServerFlags = {};
+  let auditSinks: unknown;
   for (const [key, value] of Object.entries(doc as Record<string, unknown>)) {
+    if (key === 'audit_sinks') {
+      auditSinks = value;
+      continue;
+    }
     const target = (FILE_KEYS as Record<string, keyof ServerFlags>)[key];
-    if (!target) throw new ConfigError(`config file ${path}: unknown key "${key}" (known: ${Object.keys(FILE_KEYS).join(', ')})`);
+    if (!target) throw new ConfigError(`config file ${path}: unknown key "${key}" (known: ${[...Object.keys(FILE_KEYS), 'audit_sinks'].join(', ')})`);
     if (typeof value !== 'string' && typeof value !== 'number') throw new ConfigError(`config file ${path}: "${key}" must be a string or number`);
     out[target] = String(value);
   }
-  return out;
+  return { flags: out, auditSinks };
 }
 
 export function parseListen(value: string): { host: string; port: number } {
@@ -149,4 +193,108 @@ function parseBodyLimit(value: string): number {
 /** Keeps a database URL's password out of error messages and logs. */
 export function redactUrl(url: string): string {
   return url.replace(/\/\/([^:/@]+):[^@/]*@/, '//$1:***@');
+}
+
+const SINK_KEYS = {
+  jsonl: ['path', 'max_bytes', 'keep'],
+  syslog: ['address', 'ca_file', 'facility'],
+  webhook: ['url', 'ca_file', 'secret_env'],
+} as const;
+const SINK_FACILITIES = ['auth', 'authpriv', 'local0', 'local1', 'local2', 'local3', 'local4', 'local5', 'local6', 'local7'] as const;
+const SINK_NAME = /^[a-z0-9][a-z0-9_.-]{0,62}$/;
+const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
+
+/**
+ * `audit_sinks` from the config file: a list of mappings, each with a unique `name` (it names the
+ * sink's durable cursor) and a `type`. Keys that do not belong to the type are refused rather
+ * than ignored, so a misspelt `ca_file` cannot silently fall back to the system roots.
+ */
+function parseAuditSinks(value: unknown, env: Record<string, string | undefined>, baseDir: string): AuditSinkConfig[] {
+  if (value === undefined || value === null) return [];
+  if (!Array.isArray(value)) throw new ConfigError('audit_sinks must be a list of sinks');
+  const names = new Set<string>();
+  return value.map((entry: unknown, i) => {
+    const where = `audit_sinks[${i}]`;
+    if (entry === null || typeof entry !== 'object' || Array.isArray(entry)) throw new ConfigError(`${where} must be a mapping with name and type`);
+    const raw = entry as Record<string, unknown>;
+    const name = raw.name;
+    if (typeof name !== 'string' || !SINK_NAME.test(name)) {
+      throw new ConfigError(`${where}: name must be 1-63 lowercase letters, digits, '.', '_' or '-' (got ${JSON.stringify(name)})`);
+    }
+    if (names.has(name)) throw new ConfigError(`${where}: a sink named "${name}" is already configured`);
+    names.add(name);
+    const at = `audit sink "${name}"`;
+    const type = raw.type;
+    if (type !== 'jsonl' && type !== 'syslog' && type !== 'webhook') {
+      throw new ConfigError(`${at}: type must be one of jsonl, syslog, webhook (got ${JSON.stringify(type)})`);
+    }
+    const allowed: readonly string[] = ['name', 'type', ...SINK_KEYS[type]];
+    for (const key of Object.keys(raw)) {
+      if (!allowed.includes(key)) throw new ConfigError(`${at}: key "${key}" does not apply to type ${type} (allowed: ${allowed.join(', ')})`);
+    }
+    const str = (key: string, required: boolean): string | undefined => {
+      const v = raw[key];
+      if (v === undefined || v === null) {
+        if (required) throw new ConfigError(`${at}: ${key} is required for type ${type}`);
+        return undefined;
+      }
+      if (typeof v !== 'string' || v === '') throw new ConfigError(`${at}: ${key} must be a non-empty string`);
+      return v;
+    };
+    const int = (key: string, fallback: number, min: number, max: number): number => {
+      const v = raw[key] ?? fallback;
+      if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < min || v > max) {
+        throw new ConfigError(`${at}: ${key} must be an integer between ${min} and ${max} (got ${JSON.stringify(raw[key])})`);
+      }
+      return v;
+    };
+    const file = (key: string, required: boolean): string | undefined => {
+      const p = str(key, required);
+      return p === undefined ? undefined : resolve(baseDir, p);
+    };
+    switch (type) {
+      case 'jsonl':
+        return {
+          type,
+          name,
+          path: file('path', true)!,
+          maxBytes: int('max_bytes', 100 * 1024 * 1024, 4096, Number.MAX_SAFE_INTEGER),
+          keep: int('keep', 10, 1, 1000),
+        };
+      case 'syslog': {
+        const address = str('address', true)!;
+        let listen: { host: string; port: number };
+        try {
+          listen = parseListen(address);
+        } catch {
+          throw new ConfigError(`${at}: address must be host:port of a syslog-over-TLS receiver, e.g. siem.example:6514 (got "${address}")`);
+        }
+        const facility = str('facility', false) ?? 'authpriv';
+        if (!(SINK_FACILITIES as readonly string[]).includes(facility)) {
+          throw new ConfigError(`${at}: facility must be one of ${SINK_FACILITIES.join(', ')} (got "${facility}")`);
+        }
+        return { type, name, host: listen.host, port: listen.port, caFile: file('ca_file', false), facility: facility as SyslogSinkConfig['facility'] };
+      }
+      case 'webhook': {
+        const url = str('url', true)!;
+        let parsed: URL | undefined;
+        try {
+          parsed = new URL(url);
+        } catch {
+          parsed = undefined;
+        }
+        if (!parsed || parsed.protocol !== 'https:' || parsed.username !== '' || parsed.password !== '') {
+          throw new ConfigError(`${at}: url must be an https:// URL without credentials (got "${redactUrl(url)}")`);
+        }
+        const secretEnv = str('secret_env', false);
+        let secret: string | undefined;
+        if (secretEnv !== undefined) {
+          if (!ENV_NAME.test(secretEnv)) throw new ConfigError(`${at}: secret_env must name an environment variable (got "${secretEnv}")`);
+          secret = env[secretEnv];
+          if (secret === undefined || secret === '') throw new ConfigError(`${at}: environment variable ${secretEnv} (secret_env) is not set`);
+        }
+        return { type, name, url: parsed.toString(), caFile: file('ca_file', false), secret };
+      }
+    }
+  });
 }

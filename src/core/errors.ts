@@ -29,6 +29,7 @@ export const ERROR_CODES = {
   'auth.token_revoked': { status: 401, title: 'The token has been revoked' },
   'auth.client_cert_untrusted': { status: 401, title: 'The client certificate was not issued by this control plane' },
   'auth.client_cert_invalid': { status: 401, title: 'The client certificate carries no usable workload identity' },
+  'auth.client_cert_revoked': { status: 401, title: 'The client certificate has been revoked' },
   // tenants
   'tenant.unknown': { status: 404, title: 'No such tenant' },
   'tenant.exists': { status: 409, title: 'A tenant with that name already exists' },

@@ -3,11 +3,13 @@
  * listing its revoked certificates until they expire.
  */
 import 'reflect-metadata';
+import { webcrypto } from 'node:crypto';
 import * as x509 from '@peculiar/x509';
 import type { Clock } from '../core/clock.js';
 import type { CertificateAuthority } from './ca.js';
+import * as der from './der.js';
 import { issuerKeyId } from './issuer.js';
-import { signingAlgorithmFor } from './keys.js';
+import { type KeyAlgorithm, signingAlgorithmFor } from './keys.js';
 import { REVOCATION_REASON_CODES } from './revocation.js';
 import type { CertificateStore, RevokedCertificate } from './store.js';
 
@@ -21,14 +23,19 @@ export const CRL_VALIDITY_MS = 3_600_000;
 const CRL_REFRESH_MS = CRL_VALIDITY_MS / 2;
 
 const CRL_NUMBER_OID = '2.5.29.20';
+const REASON_CODE_OID = '2.5.29.21';
 
-/** DER INTEGER (X.690 §8.3) of a non-negative safe integer: minimal big-endian octets. */
-function derInteger(n: number): Uint8Array {
-  if (!Number.isSafeInteger(n) || n < 0) throw new RangeError(`not a CRL number: ${n}`);
-  const octets: number[] = [];
-  for (let v = n; octets.length === 0 || v > 0; v = Math.floor(v / 256)) octets.unshift(v % 256);
-  if ((octets[0] ?? 0) >= 0x80) octets.unshift(0);
-  return Uint8Array.from([0x02, octets.length, ...octets]);
+/** RFC 5758 §3.2, RFC 4055 §5 (with NULL parameters), RFC 8410 §3. */
+function signatureAlgorithmIdentifier(alg: KeyAlgorithm): Buffer {
+  switch (alg) {
+    case 'ecdsa-p256':
+      return der.sequence(der.oid('1.2.840.10045.4.3.2'));
+    case 'ed25519':
+      return der.sequence(der.oid('1.3.101.112'));
+    case 'rsa-2048':
+    case 'rsa-3072':
+      return der.sequence(der.oid('1.2.840.113549.1.1.11'), der.nullValue());
+  }
 }
 
 export interface CrlParams {
@@ -39,32 +46,53 @@ export interface CrlParams {
 }
 
 /**
- * Signs a CRL v2 over `entries`: the issuer name byte-for-byte as in the CA's certificate
- * (§5.1.2.3), the AKI (§5.2.1, MUST) and the CRL number (§5.2.3, MUST), and per entry the
- * revocation date and a reasonCode unless the reason is `unspecified` (§5.3.1 says omit it then).
+ * Signs a CRL v2 (RFC 5280 §5.1) over `entries` and returns its DER: the issuer name exactly as
+ * in the CA's certificate (§5.1.2.3), the AKI (§5.2.1, MUST) and the CRL number (§5.2.3, MUST),
+ * and per entry the revocation date and a reasonCode unless the reason is `unspecified` (§5.3.1
+ * says to leave it out then).
+ *
+ * Written with the linear DER writer of der.ts: @peculiar/x509's CRL generator is quadratic in
+ * the number of entries, and a CA with many short-lived revoked SVIDs has many.
  */
-export async function buildCrl(issuer: CertificateAuthority, params: CrlParams): Promise<x509.X509Crl> {
-  const ski = issuerKeyId(issuer);
-  return x509.X509CrlGenerator.create({
-    issuer: issuer.certificate.subjectName,
-    thisUpdate: params.thisUpdate,
-    nextUpdate: params.nextUpdate,
-    signingKey: issuer.privateKey,
-    signingAlgorithm: signingAlgorithmFor(issuer.algorithm),
-    extensions: [
-      new x509.AuthorityKeyIdentifierExtension(ski),
-      new x509.Extension(CRL_NUMBER_OID, false, derInteger(params.number)),
-    ],
-    entries: params.entries.map((e) => ({
-      serialNumber: e.serialNumber,
-      revocationDate: new Date(e.revokedAt),
-      ...(e.reason === 'unspecified' ? {} : { reason: REVOCATION_REASON_CODES[e.reason] as x509.X509CrlReason }),
-    })),
+export async function buildCrl(issuer: CertificateAuthority, params: CrlParams): Promise<Uint8Array> {
+  const algorithm = signatureAlgorithmIdentifier(issuer.algorithm);
+  const revoked = params.entries.map((e) => {
+    const fields = [der.integerFromHex(e.serialNumber), der.time(new Date(e.revokedAt))];
+    if (e.reason !== 'unspecified') {
+      fields.push(der.sequence(der.sequence(der.oid(REASON_CODE_OID), der.octetString(der.enumerated(REVOCATION_REASON_CODES[e.reason])))));
+    }
+    return der.sequence(...fields);
   });
+  const extensions = der.explicit(
+    0,
+    der.sequence(
+      new Uint8Array(new x509.AuthorityKeyIdentifierExtension(issuerKeyId(issuer)).rawData),
+      der.sequence(der.oid(CRL_NUMBER_OID), der.octetString(der.integer(params.number))),
+    ),
+  );
+  const tbs = der.sequence(
+    der.integer(1), // v2: required because of the extensions (§5.1.2.1)
+    algorithm,
+    new Uint8Array(issuer.certificate.subjectName.toArrayBuffer()),
+    der.time(params.thisUpdate),
+    der.time(params.nextUpdate),
+    ...(revoked.length === 0 ? [] : [der.sequenceOf(revoked)]), // absent, not empty, when none (§5.1.2.6)
+    extensions,
+  );
+  const signingAlgorithm = signingAlgorithmFor(issuer.algorithm);
+  let signature = new Uint8Array(await webcrypto.subtle.sign(signingAlgorithm, issuer.privateKey, tbs));
+  if (issuer.algorithm === 'ecdsa-p256') {
+    // WebCrypto gives r||s (IEEE P1363); X.509 wants Ecdsa-Sig-Value (RFC 3279 §2.2.3).
+    const asn = new x509.AsnEcSignatureFormatter().toAsnSignature({ name: 'ECDSA', namedCurve: 'P-256', hash: 'SHA-256' } as webcrypto.EcdsaParams, signature);
+    if (asn === null) throw new Error('could not encode the ECDSA CRL signature');
+    signature = new Uint8Array(asn);
+  }
+  return der.sequence(tbs, algorithm, der.bitString(signature));
 }
 
 export interface PublishedCrl {
   readonly der: Uint8Array;
+  /** RFC 7468 §6 `X509 CRL` label (what `openssl crl` reads). */
   readonly pem: string;
   readonly number: number;
   readonly thisUpdate: Date;
@@ -114,7 +142,7 @@ export class CrlPublisher {
     const number = await this.#store.nextCrlNumber(this.#issuerId, thisUpdate.toISOString());
     const nextUpdate = new Date(Math.min(thisUpdate.getTime() + CRL_VALIDITY_MS, this.#issuer.certificate.notAfter.getTime()));
     const crl = await buildCrl(this.#issuer, { number, thisUpdate, nextUpdate, entries });
-    const published: PublishedCrl = { der: new Uint8Array(crl.rawData), pem: `${crl.toString('pem')}\n`, number, thisUpdate, nextUpdate, entries: entries.length };
+    const published: PublishedCrl = { der: crl, pem: `${x509.PemConverter.encode(crl, 'X509 CRL')}\n`, number, thisUpdate, nextUpdate, entries: entries.length };
     this.#cached = { crl: published, revision };
     return published;
   }

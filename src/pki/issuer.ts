@@ -14,17 +14,21 @@ export function issuerKeyId(ca: CertificateAuthority): string {
 }
 
 /**
- * Serial numbers as stored and compared: lowercase hex of the DER INTEGER's content octets with
- * redundant leading zero octets removed (X.690 §8.3.2), colons (Vault's spelling) accepted.
- * Returns undefined for anything that is not a positive hex serial of at most 20 octets
+ * Serial numbers as stored and compared: the lowercase hex of the DER INTEGER's content octets
+ * (X.690 §8.3), i.e. the positive value's big-endian octets without redundant leading zeros,
+ * with a 00 octet in front when the first octet's high bit is set. Input is read as an unsigned
+ * magnitude, in any case, with or without leading zeros and with Vault's colons, because that is
+ * how tools print serials (`openssl x509 -serial` and @peculiar/x509 drop the 00 octet).
+ * Returns undefined for anything that is not a positive hex serial of at most 20 content octets
  * (RFC 5280 §4.1.2.2).
  */
 export function canonicalSerial(text: string): string | undefined {
   if (typeof text !== 'string') return undefined;
   let hex = text.replace(/:/g, '').toLowerCase();
   if (!/^[0-9a-f]+$/.test(hex)) return undefined;
+  hex = hex.replace(/^0+/, '');
+  if (hex === '') return undefined;
   if (hex.length % 2 === 1) hex = `0${hex}`;
-  while (hex.length > 2 && hex.startsWith('00') && Number.parseInt(hex.slice(2, 4), 16) < 0x80) hex = hex.slice(2);
-  if (hex.length > 42 || /^0+$/.test(hex) || Number.parseInt(hex.slice(0, 2), 16) >= 0x80) return undefined;
-  return hex;
+  if (Number.parseInt(hex.slice(0, 1), 16) >= 8) hex = `00${hex}`;
+  return hex.length > 40 ? undefined : hex;
 }

@@ -10,7 +10,6 @@ import { type CertificateAuthority, issueSvid, parseCsr } from './ca.js';
 import { canonicalSerial, issuerKeyId } from './issuer.js';
 import { parseSpiffeId, type SpiffeId } from './spiffe.js';
 import type { IssuedCertificate } from './store.js';
-import 'reflect-metadata';
 import type * as x509 from '@peculiar/x509';
 
 export const DEFAULT_SVID_TTL_MS = 3_600_000;

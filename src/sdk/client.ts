@@ -105,6 +105,40 @@ export interface PageOptions {
 }
 
 /**
+ * A page of audit events.
+ *
+ * @example
+ * ```ts
+ * const page: AuditEventPage = await client.listAuditEvents({ cursor: previous.resume_cursor });
+ * ```
+ */
+export interface AuditEventPage extends Page<AuditEvent> {
+  /** Where to continue later for events written after this page; set even on the last page. */
+  resume_cursor: string;
+}
+
+/**
+ * Filters of `listAuditEvents`; each narrows the addressed tenant's events.
+ *
+ * @example
+ * ```ts
+ * const q: AuditEventQuery = { outcome: 'denied', since: '2026-11-24T00:00:00Z', limit: 100 };
+ * ```
+ */
+export interface AuditEventQuery extends PageOptions {
+  /** RFC 3339, inclusive. */
+  since?: string;
+  /** RFC 3339, exclusive. */
+  until?: string;
+  /** Principal id (token accessor, SPIFFE ID) or `Type::"id"`. */
+  principal?: string;
+  action?: string;
+  /** Resource id or `Type::"id"`. */
+  resource?: string;
+  outcome?: 'success' | 'denied' | 'invalid' | 'failed' | 'unauthenticated';
+}
+
+/**
  * What the server knows about a token; never includes the secret itself.
  *
  * @example
@@ -255,6 +289,73 @@ interface RawResponse {
   statusMessage: string;
   headers: IncomingHttpHeaders;
   body: string;
+}
+
+/**
+ * What {@link RampartClient.signCertificate} sends.
+ *
+ * @example
+ * ```ts
+ * const req: SignCertificateRequest = { csr: csrPem, spiffeId: 'spiffe://default.rampart.local/ns/pay', ttl: '10m' };
+ * ```
+ */
+export interface SignCertificateRequest {
+  /** PEM PKCS #10 request. */
+  csr: string;
+  /** The SPIFFE ID to issue; a workload calling over mTLS may leave it out to renew its own. */
+  spiffeId?: string;
+  /** e.g. `10m`, `1h` (default 1h; the server refuses more than its maximum, 24h by default). */
+  ttl?: string;
+}
+
+/**
+ * A signed X.509-SVID, shaped like Vault PKI's answer.
+ *
+ * @example
+ * ```ts
+ * const { certificate, ca_chain, serial_number, expiration } = await client.signCertificate(req);
+ * ```
+ */
+export interface SignedCertificate {
+  certificate: string;
+  issuing_ca: string;
+  /** PEM certificates from the issuing CA up to the root. */
+  ca_chain: string[];
+  /** Lowercase hex. */
+  serial_number: string;
+  /** notAfter, Unix seconds. */
+  expiration: number;
+  spiffe_id: string;
+}
+
+/**
+ * What {@link RampartClient.revokeCertificate} sends: exactly one of `serialNumber` and `spiffeId`.
+ *
+ * @example
+ * ```ts
+ * const req: RevokeCertificateRequest = { serialNumber: '5c22ea92…', reason: 'superseded' };
+ * ```
+ */
+export interface RevokeCertificateRequest {
+  serialNumber?: string;
+  spiffeId?: string;
+  /** RFC 5280 reason name: unspecified, keyCompromise, affiliationChanged, superseded, cessationOfOperation, privilegeWithdrawn. */
+  reason?: string;
+}
+
+/**
+ * The answer to a revocation.
+ *
+ * @example
+ * ```ts
+ * const { newly_revoked } = await client.revokeCertificate({ spiffeId });
+ * ```
+ */
+export interface RevocationResult {
+  serial_numbers: string[];
+  newly_revoked: string[];
+  revocation_time: number;
+  revocation_time_rfc3339: string;
 }
 
 /**
@@ -426,10 +527,89 @@ export class RampartClient {
    * const { items } = await client.listAuditEvents({ limit: 100 });
    * ```
    */
-  listAuditEvents(options: PageOptions = {}): Promise<Page<AuditEvent>> {
-    return this.request<Page<AuditEvent>>('GET', '/v1/audit/events', {
-      query: { limit: options.limit, cursor: options.cursor },
+  listAuditEvents(options: AuditEventQuery = {}): Promise<AuditEventPage> {
+    const { limit, cursor, since, until, principal, action, resource, outcome } = options;
+    return this.request<AuditEventPage>('GET', '/v1/audit/events', {
+      query: { limit, cursor, since, until, principal, action, resource, outcome },
     });
+  }
+
+  /**
+   * HMACs a value with the audit log's salt, as the log records values that may be secret, so
+   * an operator can find the events that mention it (Vault's `sys/audit-hash`).
+   *
+   * @example
+   * ```ts
+   * const { hash } = await client.auditHash('secret/data/payments');
+   * const { items } = await client.listAuditEvents({ resource: hash });
+   * ```
+   */
+  auditHash(input: string): Promise<{ hash: string }> {
+    return this.request<{ hash: string }>('POST', '/v1/audit/hash', { body: { input } });
+  }
+
+  /**
+   * Erases a data subject's personal data from the audit log by destroying the subject's keys
+   * (crypto-shredding). Events, leaf hashes and proofs stay valid; their subject section reads
+   * as erased from then on.
+   *
+   * @example
+   * ```ts
+   * const { keys_destroyed } = await client.eraseAuditSubject('alice@example.com');
+   * ```
+   */
+  eraseAuditSubject(subject: string): Promise<{ subject_ref: string; keys_destroyed: number }> {
+    return this.request<{ subject_ref: string; keys_destroyed: number }>('POST', '/v1/audit/erase', { body: { subject } });
+  }
+
+  /**
+   * Has the server sign a CSR into an X.509-SVID. The private key never leaves the caller: only
+   * the CSR's public key is used. Without `spiffeId`, a workload calling over mTLS renews its own.
+   *
+   * @example
+   * ```ts
+   * const svid = await client.signCertificate({ csr: csrPem, spiffeId: 'spiffe://default.rampart.local/ns/pay', ttl: '1h' });
+   * await writeFile('svid.pem', svid.certificate + svid.ca_chain.join(''));
+   * ```
+   */
+  signCertificate(request: SignCertificateRequest): Promise<SignedCertificate> {
+    const body: Record<string, unknown> = { csr: request.csr };
+    if (request.spiffeId !== undefined) body.spiffe_id = request.spiffeId;
+    if (request.ttl !== undefined) body.ttl = request.ttl;
+    return this.request<SignedCertificate>('POST', '/v1/pki/sign', { body });
+  }
+
+  /**
+   * Revokes one certificate by serial, or every unexpired certificate of a SPIFFE ID, in the
+   * current tenant.
+   *
+   * @example
+   * ```ts
+   * await client.revokeCertificate({ serialNumber: '5c22ea92…', reason: 'keyCompromise' });
+   * await client.revokeCertificate({ spiffeId: 'spiffe://default.rampart.local/ns/pay' });
+   * ```
+   */
+  revokeCertificate(request: RevokeCertificateRequest): Promise<RevocationResult> {
+    const body: Record<string, unknown> = {};
+    if (request.serialNumber !== undefined) body.serial_number = request.serialNumber;
+    if (request.spiffeId !== undefined) body.spiffe_id = request.spiffeId;
+    if (request.reason !== undefined) body.reason = request.reason;
+    return this.request<RevocationResult>('POST', '/v1/pki/revoke', { body });
+  }
+
+  /**
+   * Downloads the issuing CA's current CRL as PEM (`X509 CRL`). Needs no token.
+   *
+   * @example
+   * ```ts
+   * await writeFile('crl.pem', await client.crlPem());
+   * ```
+   */
+  async crlPem(): Promise<string> {
+    const res = await this.#send('GET', this.#url('/v1/pki/crl', { format: 'pem' }), { accept: 'application/x-pem-file, application/problem+json' }, undefined);
+    if (res.status !== 200) return this.#interpret<never>(res);
+    if (!res.body.startsWith('-----BEGIN X509 CRL-----')) throw unexpected(res, 'the server did not answer with a PEM CRL');
+    return res.body;
   }
 
   /**

@@ -10,6 +10,8 @@
 export { RampartApiError, RampartClient, RampartTransportError } from './client.js';
 export type {
   AuditEvent,
+  AuditEventPage,
+  AuditEventQuery,
   CreatedToken,
   CreateTokenRequest,
   HealthStatus,
@@ -17,6 +19,10 @@ export type {
   PageOptions,
   RampartClientOptions,
   RequestOptions,
+  RevocationResult,
+  RevokeCertificateRequest,
+  SignCertificateRequest,
+  SignedCertificate,
   Tenant,
   TokenInfo,
 } from './client.js';

@@ -1,4 +1,5 @@
-import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
+import { aeadOpen, aeadSeal } from '../core/aead.js';
 import type { Clock } from '../core/clock.js';
 import { SecretsError } from '../core/errors.js';
 import type { KeyringStore } from './store.js';
@@ -19,8 +20,6 @@ interface Keyring {
   readonly keys: ReadonlyArray<{ readonly term: number; readonly key: string; readonly createdAt: string }>;
 }
 
-const NONCE_BYTES = 12;
-const TAG_BYTES = 16;
 const KEYRING_AAD = 'rampart/barrier/keyring';
 
 export class Barrier {
@@ -43,14 +42,14 @@ export class Barrier {
         activeTerm: 1,
         keys: [{ term: 1, key: randomBytes(32).toString('base64'), createdAt: clock.now().toISOString() }],
       };
-      const sealedKeyring = seal(rootKey, Buffer.from(JSON.stringify(keyring)), KEYRING_AAD);
+      const sealedKeyring = aeadSeal(rootKey, Buffer.from(JSON.stringify(keyring)), KEYRING_AAD);
       if (!(await store.initialize(sealedKeyring, clock.now().toISOString()))) blob = await store.load();
       else blob = sealedKeyring;
     }
     if (blob === undefined) throw new SecretsError('secrets.decrypt_failed', 'the keyring vanished during unseal');
     let keyring: Keyring;
     try {
-      keyring = JSON.parse(open(rootKey, blob, KEYRING_AAD).toString('utf8')) as Keyring;
+      keyring = JSON.parse(aeadOpen(rootKey, blob, KEYRING_AAD).toString('utf8')) as Keyring;
     } catch (err) {
       throw new SecretsError('secrets.decrypt_failed', 'the keyring does not decrypt under this unseal key (wrong key file?)', { cause: err });
     }
@@ -65,14 +64,14 @@ export class Barrier {
 
   encrypt(tenant: string, recordId: string, plaintext: Uint8Array): string {
     const key = this.#key(this.#activeTerm);
-    return `rb1:${this.#activeTerm}:${seal(key, plaintext, aad(tenant, recordId))}`;
+    return `rb1:${this.#activeTerm}:${aeadSeal(key, plaintext, aad(tenant, recordId))}`;
   }
 
   decrypt(tenant: string, recordId: string, ciphertext: string): Buffer {
     const m = /^rb1:(\d+):([A-Za-z0-9+/=]+)$/.exec(ciphertext);
     if (!m) throw new SecretsError('secrets.decrypt_failed', 'not a barrier ciphertext');
     try {
-      return open(this.#key(Number(m[1])), m[2]!, aad(tenant, recordId));
+      return aeadOpen(this.#key(Number(m[1])), m[2]!, aad(tenant, recordId));
     } catch (err) {
       if (err instanceof SecretsError) throw err;
       throw new SecretsError('secrets.decrypt_failed', `record ${recordId} failed to decrypt`, { cause: err });
@@ -89,21 +88,4 @@ export class Barrier {
 
 function aad(tenant: string, recordId: string): string {
   return `${tenant}\u0000${recordId}`;
-}
-
-function seal(key: Buffer, plaintext: Uint8Array, associated: string): string {
-  const nonce = randomBytes(NONCE_BYTES);
-  const cipher = createCipheriv('aes-256-gcm', key, nonce);
-  cipher.setAAD(Buffer.from(associated, 'utf8'));
-  const body = Buffer.concat([cipher.update(plaintext), cipher.final()]);
-  return Buffer.concat([nonce, body, cipher.getAuthTag()]).toString('base64');
-}
-
-function open(key: Buffer, encoded: string, associated: string): Buffer {
-  const raw = Buffer.from(encoded, 'base64');
-  if (raw.length < NONCE_BYTES + TAG_BYTES) throw new SecretsError('secrets.decrypt_failed', 'ciphertext too short');
-  const decipher = createDecipheriv('aes-256-gcm', key, raw.subarray(0, NONCE_BYTES));
-  decipher.setAAD(Buffer.from(associated, 'utf8'));
-  decipher.setAuthTag(raw.subarray(raw.length - TAG_BYTES));
-  return Buffer.concat([decipher.update(raw.subarray(NONCE_BYTES, raw.length - TAG_BYTES)), decipher.final()]);
 }

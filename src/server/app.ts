@@ -3,16 +3,18 @@ import type { ServerOptions as HttpsServerOptions } from 'node:https';
 import swagger from '@fastify/swagger';
 import Fastify, { type FastifyInstance, type FastifyRequest, type FastifyServerOptions } from 'fastify';
 import { AUDIT_SCHEMA_VERSION, type AuditEvent, type AuditOutcome } from '../audit/event.js';
+import type { SealedSubject } from '../audit/subjects.js';
 import { RequestError, isRampartError } from '../core/errors.js';
 import { requireTenant } from '../identity/tenants.js';
 import type { Runtime } from '../runtime.js';
 import { authenticate } from './authenticate.js';
 import { authorizeRequest } from './authorize.js';
 import { PROBLEM_CONTENT_TYPE, problem, problemFor } from './problem.js';
-import type { AuditDetails, RequestContext } from './request-context.js';
+import type { AuditDetails, RequestContext, TransactResult } from './request-context.js';
 import { auditRoutes } from './routes/audit.js';
 import { metaRoutes } from './routes/meta.js';
 import { tenantRoutes } from './routes/tenants.js';
+import { tlogRoutes } from './routes/tlog.js';
 import { tokenRoutes } from './routes/tokens.js';
 import { VERSION } from '../core/version.js';
 
@@ -71,7 +73,12 @@ export async function buildApp(runtime: Runtime, options: BuildAppOptions = {}):
     const config = req.routeOptions.config;
     if (config.public) return;
     const ctx = req.rampart;
-    const authenticated = await authenticate(req, { tokens: runtime.stores.tokens, tenants: runtime.stores.tenants, clock: runtime.clock });
+    const authenticated = await authenticate(req, {
+      tokens: runtime.stores.tokens,
+      tenants: runtime.stores.tenants,
+      certificates: runtime.stores.certificates,
+      clock: runtime.clock,
+    });
     ctx.principal = authenticated.principal;
     ctx.token = authenticated.token;
     const named = req.headers['x-rampart-tenant'];
@@ -125,6 +132,8 @@ export async function buildApp(runtime: Runtime, options: BuildAppOptions = {}):
   await app.register(tenantRoutes(runtime));
   await app.register(tokenRoutes(runtime));
   await app.register(auditRoutes(runtime));
+  await app.register(tlogRoutes(runtime));
+  await app.register((await import('./routes/pki.js')).pkiRoutes(runtime));
   return app;
 }
 
@@ -142,8 +151,12 @@ function newContext(req: FastifyRequest, runtime: Runtime): RequestContext {
     audited: false,
     async transact<T>(status: number, work: Parameters<RequestContext['transact']>[1]): Promise<T> {
       const result = await runtime.transact(async (stores) => {
-        const done = (await work(stores)) as { result: T; details?: AuditDetails };
-        await stores.audit.insert([runtime.audit.rowFor(eventFor(req, runtime, status, 'success', done.details))]);
+        const done = (await work(stores)) as TransactResult<T>;
+        const tenant = ctx.tenant ?? ctx.principal?.tenant ?? 'default';
+        const subject = done.subject
+          ? await runtime.subjects.seal(stores.subjectKeys, tenant, done.subject.id, done.subject.data, runtime.clock.now().toISOString())
+          : undefined;
+        await stores.audit.insert([runtime.audit.rowFor(eventFor(req, runtime, status, 'success', done.details, subject))]);
         return done.result;
       });
       runtime.audit.recordCommitted(1);
@@ -162,7 +175,14 @@ function outcomeOf(status: number): AuditOutcome {
   return status >= 500 ? 'failed' : 'invalid';
 }
 
-function eventFor(req: FastifyRequest, runtime: Runtime, status: number, outcome: AuditOutcome, details?: AuditDetails): AuditEvent {
+function eventFor(
+  req: FastifyRequest,
+  runtime: Runtime,
+  status: number,
+  outcome: AuditOutcome,
+  details?: AuditDetails,
+  subject?: SealedSubject,
+): AuditEvent {
   const ctx = req.rampart;
   const p = ctx.principal;
   return {
@@ -185,6 +205,7 @@ function eventFor(req: FastifyRequest, runtime: Runtime, status: number, outcome
     error_code: outcome === 'success' ? null : (ctx.errorCode ?? null),
     http: { method: req.method, route: req.routeOptions.url ?? req.url.split('?')[0] ?? '', status },
     ...(details ? { details } : {}),
+    ...(subject ? { subject } : {}),
   };
 }
 

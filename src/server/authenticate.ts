@@ -7,11 +7,14 @@ import { AuthError, isRampartError } from '../core/errors.js';
 import type { Principal } from '../identity/principal.js';
 import type { TenantStore, TokenRecord, TokenStore } from '../identity/store.js';
 import { authenticateToken } from '../identity/tokens.js';
+import { canonicalSerial } from '../pki/issuer.js';
 import { parseSpiffeId, spiffeIdOf } from '../pki/spiffe.js';
+import type { CertificateStore } from '../pki/store.js';
 
 export interface AuthenticationDeps {
   readonly tokens: TokenStore;
   readonly tenants: TenantStore;
+  readonly certificates: CertificateStore;
   readonly clock: Clock;
 }
 
@@ -38,6 +41,8 @@ export async function authenticate(req: FastifyRequest, deps: AuthenticationDeps
   if (hasClientCert && !socket.authorized) {
     throw new AuthError('auth.client_cert_untrusted', `the client certificate does not chain to this control plane's CA (${String(socket.authorizationError ?? 'unknown')})`);
   }
+  // A revoked certificate is refused whatever else comes with it, like a foreign one.
+  if (hasClientCert && peer) await refuseRevoked(new x509.X509Certificate(peer.raw), deps.certificates);
   const token = bearerToken(req);
   if (token !== undefined) {
     const { principal, record } = await authenticateToken(deps.tokens, deps.clock, token);
@@ -76,4 +81,20 @@ async function workloadPrincipal(raw: Buffer, deps: AuthenticationDeps): Promise
   const tenant = await deps.tenants.getByTrustDomain(trustDomain);
   if (!tenant) throw new AuthError('auth.client_cert_invalid', `no tenant owns the trust domain ${trustDomain}`);
   return { type: 'Rampart::Workload', id: spiffeId, tenant: tenant.name, roles: [], authMethod: 'mtls', displayName: spiffeId };
+}
+
+/**
+ * Revocation, with CRL semantics (RFC 5280 §6.3): a certificate this control plane issued and
+ * recorded as revoked is refused at once, not when it expires; one it has no record of revoked
+ * stands on its verified chain. The lookup is by the issuer's key id (the leaf's AKI) and the
+ * serial, exactly as an OCSP request names a certificate.
+ */
+async function refuseRevoked(cert: x509.X509Certificate, certificates: CertificateStore): Promise<void> {
+  const aki = cert.getExtension('2.5.29.35');
+  const serial = canonicalSerial(cert.serialNumber);
+  if (!aki || !serial) throw new AuthError('auth.client_cert_invalid', 'the client certificate names no issuer key or serial');
+  const issuer = new x509.AuthorityKeyIdentifierExtension(aki.rawData).keyId?.toLowerCase();
+  if (!issuer) throw new AuthError('auth.client_cert_invalid', 'the client certificate names no issuer key');
+  const record = await certificates.byIssuer(issuer, serial);
+  if (record?.revokedAt) throw new AuthError('auth.client_cert_revoked', 'the client certificate has been revoked');
 }

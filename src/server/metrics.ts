@@ -1,4 +1,4 @@
-import { Counter, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 
 /** The Prometheus metrics the control plane exports at `GET /metrics`. */
 export class Metrics {
@@ -20,6 +20,18 @@ export class Metrics {
     name: 'rampart_audit_appends_total',
     help: 'Audit events appended, by result',
     labelNames: ['result'] as const,
+    registers: [this.registry],
+  });
+  readonly auditSinkLag = new Gauge({
+    name: 'rampart_audit_sink_lag_events',
+    help: 'Integrated audit events a SIEM sink has not received yet',
+    labelNames: ['sink'] as const,
+    registers: [this.registry],
+  });
+  readonly auditSinkFailures = new Counter({
+    name: 'rampart_audit_sink_failures_total',
+    help: 'Failed audit sink delivery attempts (each is retried)',
+    labelNames: ['sink'] as const,
     registers: [this.registry],
   });
   readonly authzDecisions = new Counter({

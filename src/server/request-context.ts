@@ -7,6 +7,16 @@ import type { Stores } from '../store/stores.js';
 /** Details recorded in the audit event of a successful operation (never a secret). */
 export type AuditDetails = Record<string, string | number | boolean | null | readonly string[]>;
 
+export interface TransactResult<T> {
+  readonly result: T;
+  readonly details?: AuditDetails;
+  /**
+   * Personal data the event should record: sealed under the subject's key in the same
+   * transaction, so it can later be erased without touching the log (crypto-shredding).
+   */
+  readonly subject?: { readonly id: string; readonly data: Record<string, string> };
+}
+
 /** What the hooks learn about a request, in the order the request path learns it. */
 export interface RequestContext {
   readonly requestId: string;
@@ -27,7 +37,7 @@ export interface RequestContext {
    * Runs a state change in one store transaction together with its success audit event, so that
    * a change is never committed without its event and an event never claims a rolled-back change.
    */
-  transact<T>(status: number, work: (stores: Stores) => Promise<{ result: T; details?: AuditDetails }>): Promise<T>;
+  transact<T>(status: number, work: (stores: Stores) => Promise<TransactResult<T>>): Promise<T>;
 }
 
 /** What a route declares about itself; the hooks do the rest. */

@@ -1,5 +1,6 @@
 import { type Kysely, sql } from 'kysely';
-import type { AuditStore, EventPage, Integration, PendingEntry, TreeState } from '../audit/store.js';
+import type { AuditStore, EventPage, Integration, LeafEntry, PendingEntry, TreeState } from '../audit/store.js';
+import { type EventFilter, indexFieldsOf } from '../audit/query.js';
 import type { Dialect } from './database.js';
 import type { Database } from './schema.js';
 
@@ -15,7 +16,23 @@ export class SqlAuditStore implements AuditStore {
     if (rows.length === 0) return;
     await this.db
       .insertInto('audit_events')
-      .values(rows.map((r) => ({ tenant: r.tenant, recorded_at: r.recordedAt, payload: r.payload, leaf_index: null, leaf_hash: null })))
+      .values(
+        rows.map((r) => {
+          const f = indexFieldsOf(r.payload);
+          return {
+            tenant: r.tenant,
+            recorded_at: r.recordedAt,
+            payload: r.payload,
+            leaf_index: null,
+            leaf_hash: null,
+            event_time: f.eventTime,
+            principal_id: f.principalId,
+            action: f.action,
+            resource: f.resource,
+            outcome: f.outcome,
+          };
+        }),
+      )
       .execute();
   }
 
@@ -74,15 +91,19 @@ export class SqlAuditStore implements AuditStore {
     return row && row.size > 0 ? { size: row.size, frontier: row.frontier, rootHash: row.root_hash } : undefined;
   }
 
-  async listEvents(tenant: string, afterId: number, limit: number): Promise<EventPage> {
-    const rows = await this.db
+  async listEvents(tenant: string, afterId: number, limit: number, filter: EventFilter = {}): Promise<EventPage> {
+    let q = this.db
       .selectFrom('audit_events')
       .select(['id', 'tenant', 'payload', 'leaf_index'])
       .where('tenant', '=', tenant)
-      .where('id', '>', afterId)
-      .orderBy('id')
-      .limit(limit + 1)
-      .execute();
+      .where('id', '>', afterId);
+    if (filter.since !== undefined) q = q.where('event_time', '>=', filter.since);
+    if (filter.until !== undefined) q = q.where('event_time', '<', filter.until);
+    if (filter.principal !== undefined) q = q.where('principal_id', '=', filter.principal);
+    if (filter.action !== undefined) q = q.where('action', '=', filter.action);
+    if (filter.resource !== undefined) q = q.where('resource', '=', filter.resource);
+    if (filter.outcome !== undefined) q = q.where('outcome', '=', filter.outcome);
+    const rows = await q.orderBy('id').limit(limit + 1).execute();
     const items = rows.slice(0, limit).map((r) => ({ id: r.id, tenant: r.tenant, payload: r.payload, leafIndex: r.leaf_index }));
     return { items, nextCursor: rows.length > limit ? items.at(-1)?.id : undefined };
   }
@@ -96,6 +117,17 @@ export class SqlAuditStore implements AuditStore {
       .orderBy('leaf_index')
       .execute();
     return rows.map((r) => r.leaf_hash ?? '');
+  }
+
+  async leafEntries(start: number, end: number): Promise<LeafEntry[]> {
+    const rows = await this.db
+      .selectFrom('audit_events')
+      .select(['leaf_index', 'payload', 'leaf_hash'])
+      .where('leaf_index', '>=', start)
+      .where('leaf_index', '<', end)
+      .orderBy('leaf_index')
+      .execute();
+    return rows.map((r) => ({ leafIndex: Number(r.leaf_index), payload: r.payload, leafHash: r.leaf_hash ?? '' }));
   }
 
   async count(): Promise<number> {

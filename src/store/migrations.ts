@@ -136,10 +136,76 @@ function migrations(dialect: Dialect): Record<string, Migration> {
           .execute();
       },
     },
+    '0002_audit_checkpoints': {
+      async up(db: Kysely<unknown>) {
+        await db.schema
+          .createTable('audit_checkpoints')
+          .addColumn('size', sql.raw(bigint), (c) => c.primaryKey())
+          .addColumn('root_hash', 'text', (c) => c.notNull())
+          .addColumn('note', 'text', (c) => c.notNull())
+          .addColumn('frontier', 'text', (c) => c.notNull())
+          .addColumn('created_at', 'text', (c) => c.notNull())
+          .execute();
+        await db.schema
+          .createTable('audit_log_key')
+          .addColumn('id', 'integer', (c) => c.primaryKey())
+          .addColumn('origin', 'text', (c) => c.notNull())
+          .addColumn('verifier_key', 'text', (c) => c.notNull())
+          .addColumn('private_key', 'text', (c) => c.notNull())
+          .addColumn('created_at', 'text', (c) => c.notNull())
+          .execute();
+      },
+    },
+    '0005_audit_query': {
+      async up(db: Kysely<unknown>) {
+        // Indexed copies of the fields audit queries filter on; the payload stays the record.
+        for (const column of ['event_time', 'principal_id', 'action', 'resource', 'outcome']) {
+          await db.schema.alterTable('audit_events').addColumn(column, 'text').execute();
+        }
+        const field = (path: string) =>
+          dialect === 'postgres' ? sql.raw(`(payload::jsonb #>> '{${path.replaceAll('.', ',')}}')`) : sql.raw(`json_extract(payload, '$.${path}')`);
+        await sql`update audit_events set event_time = ${field('time')}, principal_id = ${field('principal.id')},
+          action = ${field('action')}, resource = ${field('resource.id')}, outcome = ${field('outcome')}`.execute(db);
+        await db.schema.createIndex('audit_events_tenant_time').on('audit_events').columns(['tenant', 'event_time']).execute();
+        await db.schema.createIndex('audit_events_tenant_principal').on('audit_events').columns(['tenant', 'principal_id', 'id']).execute();
+        await db.schema.createIndex('audit_events_tenant_action').on('audit_events').columns(['tenant', 'action', 'id']).execute();
+        await db.schema
+          .createTable('audit_salt')
+          .addColumn('id', 'integer', (c) => c.primaryKey())
+          .addColumn('ciphertext', 'text', (c) => c.notNull())
+          .addColumn('created_at', 'text', (c) => c.notNull())
+          .execute();
+      },
+    },
+    '0004_audit_sinks': {
+      async up(db: Kysely<unknown>) {
+        // Per SIEM sink: the next leaf index it must receive (src/audit/sink.ts). Only moves forward.
+        await db.schema
+          .createTable('audit_sink_cursors')
+          .addColumn('name', 'text', (c) => c.primaryKey())
+          .addColumn('next_leaf_index', sql.raw(bigint), (c) => c.notNull())
+          .addColumn('updated_at', 'text', (c) => c.notNull())
+          .execute();
+      },
+    },
+    '0006_audit_subjects': {
+      async up(db: Kysely<unknown>) {
+        await db.schema
+          .createTable('audit_subject_keys')
+          .addColumn('key_id', 'text', (c) => c.primaryKey())
+          .addColumn('tenant', 'text', (c) => c.notNull())
+          .addColumn('subject_ref', 'text', (c) => c.notNull())
+          .addColumn('sealed_key', 'text')
+          .addColumn('created_at', 'text', (c) => c.notNull())
+          .addColumn('erased_at', 'text')
+          .execute();
+        await db.schema.createIndex('audit_subject_keys_subject').on('audit_subject_keys').columns(['tenant', 'subject_ref']).execute();
+      },
+    },
   };
 }
 
-class StaticMigrationProvider implements MigrationProvider {
+export class StaticMigrationProvider implements MigrationProvider {
   constructor(private readonly dialect: Dialect) {}
   async getMigrations(): Promise<Record<string, Migration>> {
     return migrations(this.dialect);

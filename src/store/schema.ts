@@ -10,11 +10,16 @@ export interface Database {
   audit_events: AuditEventsTable;
   audit_tree: AuditTreeTable;
   audit_tree_heads: AuditTreeHeadsTable;
+  audit_salt: AuditSaltTable;
+  audit_subject_keys: AuditSubjectKeysTable;
+  audit_checkpoints: AuditCheckpointsTable;
+  audit_log_key: AuditLogKeyTable;
   policy_versions: PolicyVersionsTable;
   ca_certificates: CaCertificatesTable;
   barrier_keyring: BarrierKeyringTable;
   pki_certificates: PkiCertificatesTable;
   pki_crl_state: PkiCrlStateTable;
+  audit_sink_cursors: AuditSinkCursorsTable;
 }
 
 export interface TenantsTable {
@@ -44,6 +49,30 @@ export interface AuditEventsTable {
   payload: string;
   leaf_index: number | null;
   leaf_hash: string | null;
+  /** Indexed copies of payload fields for queries (migration 0005); never the source of truth. */
+  event_time: string | null;
+  principal_id: string | null;
+  action: string | null;
+  resource: string | null;
+  outcome: string | null;
+}
+
+/** Per-data-subject keys for crypto-shredding (migration 0006); `sealed_key` is null once erased. */
+export interface AuditSubjectKeysTable {
+  key_id: string;
+  tenant: string;
+  /** The subject's salted HMAC, never the subject's identifier. */
+  subject_ref: string;
+  sealed_key: string | null;
+  created_at: string;
+  erased_at: string | null;
+}
+
+/** The per-log HMAC salt, sealed under the barrier (migration 0005). */
+export interface AuditSaltTable {
+  id: number;
+  ciphertext: string;
+  created_at: string;
 }
 
 export interface AuditTreeTable {
@@ -58,6 +87,27 @@ export interface AuditTreeTable {
 export interface AuditTreeHeadsTable {
   size: number;
   root_hash: string;
+  created_at: string;
+}
+
+/** Signed checkpoints, one per tree size (migration 0002). */
+export interface AuditCheckpointsTable {
+  size: number;
+  root_hash: string;
+  /** The signed note, exactly as served at /v1/audit/tlog/checkpoint. */
+  note: string;
+  /** CompactRange JSON at this size. */
+  frontier: string;
+  created_at: string;
+}
+
+/** The audit log's identity: one row (id = 1) (migration 0002). */
+export interface AuditLogKeyTable {
+  id: number;
+  origin: string;
+  verifier_key: string;
+  /** Barrier ciphertext of the Ed25519 PKCS#8 private key. */
+  private_key: string;
   created_at: string;
 }
 
@@ -114,5 +164,12 @@ export interface PkiCrlStateTable {
   issuer: string;
   crl_number: number;
   revision: number;
+  updated_at: string;
+}
+
+/** One row per SIEM sink: everything below `next_leaf_index` was delivered (migration 0004). */
+export interface AuditSinkCursorsTable {
+  name: string;
+  next_leaf_index: number;
   updated_at: string;
 }

@@ -1,4 +1,5 @@
 import type { AuditStore } from '../audit/store.js';
+import type { SubjectKeyStore } from '../audit/subjects.js';
 import type { PolicyStore } from '../authz/store.js';
 import type { TenantStore, TokenStore } from '../identity/store.js';
 import type { CaStore, CertificateStore } from '../pki/store.js';
@@ -9,6 +10,7 @@ import { SqlCertificateStore } from './certificate-store.js';
 import type { StoreDatabase } from './database.js';
 import { SqlKeyringStore } from './keyring-store.js';
 import { SqlPolicyStore } from './policy-store.js';
+import { SqlSubjectKeyStore } from './subject-key-store.js';
 import type { Database } from './schema.js';
 import { SqlTenantStore } from './tenant-store.js';
 import { SqlTokenStore } from './token-store.js';
@@ -23,6 +25,7 @@ export interface Stores {
   readonly ca: CaStore;
   readonly certificates: CertificateStore;
   readonly keyring: KeyringStore;
+  readonly subjectKeys: SubjectKeyStore;
 }
 
 export type Transact = <T>(work: (stores: Stores) => Promise<T>) => Promise<T>;
@@ -36,6 +39,7 @@ export function bindStores(db: Kysely<Database>, dialect: StoreDatabase['dialect
     ca: new SqlCaStore(db),
     certificates: new SqlCertificateStore(db),
     keyring: new SqlKeyringStore(db),
+    subjectKeys: new SqlSubjectKeyStore(db),
   };
 }
 

@@ -23,6 +23,7 @@ describe('server configuration', () => {
       logLevel: 'info',
       advertiseAddr: 'https://127.0.0.1:8443',
       pkiMaxTtlMs: 86_400_000,
+      auditSinks: [],
     });
   });
 
@@ -92,5 +93,73 @@ describe('durations', () => {
 
   it.each(['', 'forever', '1h ', '-5s', '1.5h', 'h1', '10x'])('rejects %j', (text) => {
     expect(parseDuration(text)).toBeUndefined();
+  });
+});
+
+describe('audit sinks configuration', () => {
+  const sinksFrom = (yaml: string, env: Record<string, string | undefined> = {}) => resolveServerConfig({ config: configFile(yaml) }, env).auditSinks;
+  const refusal = (yaml: string, env: Record<string, string | undefined> = {}): string => {
+    try {
+      sinksFrom(yaml, env);
+    } catch (err) {
+      expect(err).toBeInstanceOf(ConfigError);
+      return (err as Error).message;
+    }
+    throw new Error('expected a ConfigError');
+  };
+
+  it('reads jsonl, syslog and webhook sinks with their defaults; relative paths are relative to the config file', () => {
+    const path = configFile(
+      [
+        'audit_sinks:',
+        '  - { name: file, type: jsonl, path: audit/audit.jsonl }',
+        '  - { name: file-big, type: jsonl, path: /var/log/rampart.jsonl, max_bytes: 1048576, keep: 3 }',
+        '  - { name: siem, type: syslog, address: "siem.example:6514", ca_file: siem-ca.pem }',
+        '  - { name: siem6, type: syslog, address: "[2001:db8::1]:6514", facility: local4 }',
+        '  - { name: hook, type: webhook, url: "https://hooks.example/rampart", secret_env: HOOK_SECRET }',
+        '  - { name: hook-open, type: webhook, url: "https://hooks.example/x", ca_file: /etc/ca.pem }',
+      ].join('\n'),
+    );
+    const dir = path.slice(0, path.lastIndexOf('/'));
+    const sinks = resolveServerConfig({ config: path }, { HOOK_SECRET: 's3cret' }).auditSinks;
+    expect(sinks).toEqual([
+      { type: 'jsonl', name: 'file', path: `${dir}/audit/audit.jsonl`, maxBytes: 100 * 1024 * 1024, keep: 10 },
+      { type: 'jsonl', name: 'file-big', path: '/var/log/rampart.jsonl', maxBytes: 1048576, keep: 3 },
+      { type: 'syslog', name: 'siem', host: 'siem.example', port: 6514, caFile: `${dir}/siem-ca.pem`, facility: 'authpriv' },
+      { type: 'syslog', name: 'siem6', host: '2001:db8::1', port: 6514, caFile: undefined, facility: 'local4' },
+      { type: 'webhook', name: 'hook', url: 'https://hooks.example/rampart', caFile: undefined, secret: 's3cret' },
+      { type: 'webhook', name: 'hook-open', url: 'https://hooks.example/x', caFile: '/etc/ca.pem', secret: undefined },
+    ]);
+    expect(sinksFrom('audit_sinks: []\n')).toEqual([]);
+    expect(sinksFrom('log_level: debug\n')).toEqual([]);
+  });
+
+  it('refuses malformed sink lists and says what is wrong', () => {
+    expect(refusal('audit_sinks: nope\n')).toMatch(/audit_sinks must be a list/);
+    expect(refusal('audit_sinks: [42]\n')).toMatch(/audit_sinks\[0\] must be a mapping/);
+    expect(refusal('audit_sinks: [{ type: jsonl, path: a }]\n')).toMatch(/audit_sinks\[0\]: name must be/);
+    expect(refusal('audit_sinks: [{ name: "Bad Name", type: jsonl, path: a }]\n')).toMatch(/name must be/);
+    expect(refusal('audit_sinks: [{ name: a, type: jsonl, path: x }, { name: a, type: jsonl, path: y }]\n')).toMatch(/audit_sinks\[1\]: a sink named "a" is already configured/);
+    expect(refusal('audit_sinks: [{ name: a, type: kafka }]\n')).toMatch(/audit sink "a": type must be one of jsonl, syslog, webhook \(got "kafka"\)/);
+    expect(refusal('audit_sinks: [{ name: a, type: jsonl }]\n')).toMatch(/audit sink "a": path is required for type jsonl/);
+    expect(refusal('audit_sinks: [{ name: a, type: jsonl, path: x, url: "https://h" }]\n')).toMatch(/key "url" does not apply to type jsonl/);
+    expect(refusal('audit_sinks: [{ name: a, type: syslog, address: h:6514, ca-file: x }]\n')).toMatch(/key "ca-file" does not apply to type syslog/);
+    expect(refusal('audit_sinks: [{ name: a, type: jsonl, path: x, max_bytes: 10 }]\n')).toMatch(/max_bytes must be an integer between 4096/);
+    expect(refusal('audit_sinks: [{ name: a, type: jsonl, path: x, keep: 0 }]\n')).toMatch(/keep must be an integer between 1 and 1000/);
+    expect(refusal('audit_sinks: [{ name: a, type: jsonl, path: x, keep: "3" }]\n')).toMatch(/keep must be an integer/);
+    expect(refusal('audit_sinks: [{ name: a, type: jsonl, path: 7 }]\n')).toMatch(/path must be a non-empty string/);
+    expect(refusal('audit_sinks: [{ name: a, type: syslog, address: siem.example }]\n')).toMatch(/address must be host:port .* \(got "siem.example"\)/);
+    expect(refusal('audit_sinks: [{ name: a, type: syslog, address: "h:1", facility: kern }]\n')).toMatch(/facility must be one of auth, authpriv, local0/);
+    expect(refusal('audit_sinks: [{ name: a, type: webhook, url: "http://h/x" }]\n')).toMatch(/url must be an https:\/\/ URL/);
+    expect(refusal('audit_sinks: [{ name: a, type: webhook, url: "not a url" }]\n')).toMatch(/url must be an https:\/\/ URL/);
+  });
+
+  it('takes the webhook secret only from the named environment variable, and never echoes a URL password', () => {
+    expect(refusal('audit_sinks: [{ name: a, type: webhook, url: "https://h/x", secret_env: HOOK_SECRET }]\n')).toMatch(/environment variable HOOK_SECRET \(secret_env\) is not set/);
+    expect(refusal('audit_sinks: [{ name: a, type: webhook, url: "https://h/x", secret_env: HOOK_SECRET }]\n', { HOOK_SECRET: '' })).toMatch(/is not set/);
+    expect(refusal('audit_sinks: [{ name: a, type: webhook, url: "https://h/x", secret_env: "not-a-var" }]\n')).toMatch(/secret_env must name an environment variable/);
+    expect(refusal('audit_sinks: [{ name: a, type: webhook, url: "https://h/x", secret: inline }]\n')).toMatch(/key "secret" does not apply/);
+    const message = refusal('audit_sinks: [{ name: a, type: webhook, url: "https://u:hunter2@h/x" }]\n');
+    expect(message).not.toContain('hunter2');
   });
 });

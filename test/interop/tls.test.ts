@@ -1,6 +1,6 @@
 import 'reflect-metadata';
 import { execFile, spawn } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -162,5 +162,50 @@ describe('TLS and mTLS with openssl and curl', () => {
     const stranger = await curl(['--cert', cert, '--key', key, `${server.addr}/v1/tokens/self`]);
     expect(stranger.status).toBe(401);
     expect(JSON.parse(stranger.body).code).toBe('auth.client_cert_invalid');
+  });
+});
+
+describe('revoked client certificates', () => {
+  let server: TestServer;
+  let dir: string;
+  beforeAll(async () => {
+    server = await startTestServer({ listen: true });
+    dir = mkdtempSync(join(tmpdir(), 'rampart-revoked-'));
+  });
+  afterAll(async () => {
+    await server.close();
+  });
+
+  it('refuses an SVID once it is revoked, even with a valid token, and audits it', async () => {
+    const keys = await generateKeyPair('ecdsa-p256');
+    writeFileSync(join(dir, 'csr-key.pem'), await exportPrivateKeyPkcs8Pem(keys.privateKey), { mode: 0o600 });
+    await run('openssl', ['req', '-new', '-key', join(dir, 'csr-key.pem'), '-subj', '/CN=w', '-out', join(dir, 'w.csr')]);
+    const admin = { authorization: `Bearer ${server.adminToken}` };
+    const signed = await server.app.inject({
+      method: 'POST',
+      url: '/v1/pki/sign',
+      headers: admin,
+      payload: { csr: readFileSync(join(dir, 'w.csr'), 'utf8'), spiffe_id: 'spiffe://default.rampart.local/ns/w' },
+    });
+    expect(signed.statusCode, signed.body).toBe(200);
+    const svid = signed.json() as { certificate: string; issuing_ca: string; serial_number: string };
+    writeFileSync(join(dir, 'w.pem'), `${svid.certificate}\n${svid.issuing_ca}\n`);
+    const curlAs = async (extra: string[]) => {
+      const { stdout } = await run('curl', ['-sS', '--cacert', server.runtime.files.trustBundle, '--cert', join(dir, 'w.pem'), '--key', join(dir, 'csr-key.pem'), '-w', '\n%{http_code}', ...extra, `${server.addr}/v1/tokens/self`]);
+      const i = stdout.lastIndexOf('\n');
+      return { status: Number(stdout.slice(i + 1)), body: stdout.slice(0, i) };
+    };
+    expect((await curlAs([])).status).toBe(403); // authenticated as the workload, denied by default
+
+    const revoked = await server.app.inject({ method: 'POST', url: '/v1/pki/revoke', headers: admin, payload: { serial_number: svid.serial_number, reason: 'keyCompromise' } });
+    expect(revoked.statusCode, revoked.body).toBe(200);
+    for (const extra of [[], ['-H', `Authorization: Bearer ${server.adminToken}`]]) {
+      const r = await curlAs(extra);
+      expect(r.status).toBe(401);
+      expect(JSON.parse(r.body).code).toBe('auth.client_cert_revoked');
+    }
+    await server.runtime.audit.flush();
+    const events = await server.runtime.stores.audit.listEvents('default', 0, 1000);
+    expect(JSON.parse(events.items.at(-1)!.payload)).toMatchObject({ outcome: 'unauthenticated', error_code: 'auth.client_cert_revoked' });
   });
 });

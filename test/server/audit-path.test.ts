@@ -82,6 +82,7 @@ describe('one event per authenticated request', () => {
     expect(self.res.statusCode).toBe(200);
     expect(self.event).toEqual({
       schema_version: 1,
+      ocsf: { category_uid: 6, class_uid: 6003, activity_id: 2, type_uid: 600302, status_id: 1, severity_id: 1 },
       time: now,
       tenant: 'default',
       request_id: self.res.headers['x-request-id'],
@@ -100,6 +101,7 @@ describe('one event per authenticated request', () => {
     const token = created.res.json() as { token: string; accessor: string };
     expect(created.event).toEqual({
       schema_version: 1,
+      ocsf: { category_uid: 3, class_uid: 3004, activity_id: 1, type_uid: 300401, status_id: 1, severity_id: 1 },
       time: now,
       tenant: 'default',
       request_id: created.res.headers['x-request-id'],
@@ -112,7 +114,10 @@ describe('one event per authenticated request', () => {
       error_code: null,
       http: { method: 'POST', route: '/v1/tokens', status: 201 },
       details: { created_accessor: token.accessor, policies: [] },
+      // The display name may name a person: only sealed under its subject's key.
+      subject: { ref: s.runtime.subjects.refOf('audited'), key_id: expect.any(String), data: expect.any(String) },
     });
+    expect(JSON.stringify(created.event)).not.toContain('"audited"');
 
     const lookup = await audited({ method: 'GET', url: `/v1/tokens/${token.accessor}`, headers: admin });
     expect(lookup.res.statusCode).toBe(200);

@@ -16,7 +16,6 @@ import { freshDatabase } from '../support/fresh-database.js';
  * TEST_DATABASES; each describe block has its own fresh database.
  */
 
-
 /**
  * Every table and column of src/store/schema.ts. The type below makes this list exhaustive: a
  * table or column added to `Database` without being listed here fails type checking, and the
@@ -25,7 +24,9 @@ import { freshDatabase } from '../support/fresh-database.js';
 const SCHEMA = {
   tenants: ['name', 'trust_domain', 'created_at'],
   tokens: ['accessor', 'tenant', 'secret_hash', 'policies', 'display_name', 'created_by', 'created_at', 'expires_at', 'revoked_at'],
-  audit_events: ['id', 'tenant', 'recorded_at', 'payload', 'leaf_index', 'leaf_hash'],
+  audit_events: ['id', 'tenant', 'recorded_at', 'payload', 'leaf_index', 'leaf_hash', 'event_time', 'principal_id', 'action', 'resource', 'outcome'],
+  audit_salt: ['id', 'ciphertext', 'created_at'],
+  audit_subject_keys: ['key_id', 'tenant', 'subject_ref', 'sealed_key', 'created_at', 'erased_at'],
   audit_tree: ['id', 'size', 'frontier', 'root_hash', 'updated_at'],
   audit_tree_heads: ['size', 'root_hash', 'created_at'],
   audit_checkpoints: ['size', 'root_hash', 'note', 'frontier', 'created_at'],
@@ -35,6 +36,7 @@ const SCHEMA = {
   barrier_keyring: ['id', 'ciphertext', 'updated_at'],
   pki_certificates: ['serial_number', 'tenant', 'spiffe_id', 'issuer', 'not_before', 'not_after', 'certificate_pem', 'issued_at', 'revoked_at', 'revocation_reason'],
   pki_crl_state: ['issuer', 'crl_number', 'revision', 'updated_at'],
+  audit_sink_cursors: ['name', 'next_leaf_index', 'updated_at'],
 } as const satisfies { readonly [T in keyof Database]: readonly (keyof Database[T])[] };
 
 type UnlistedColumns = { [T in keyof Database]: Exclude<keyof Database[T], (typeof SCHEMA)[T][number]> }[keyof Database];

@@ -27,7 +27,7 @@ export interface TestServer {
  * audit integration is off; call `runtime.audit.integrateAll()` where a test needs leaf indexes.
  */
 export async function startTestServer(
-  options: { database?: TestDatabase; clock?: ManualClock; bodyLimit?: number; listen?: boolean } = {},
+  options: { database?: TestDatabase; clock?: ManualClock; bodyLimit?: number; listen?: boolean; auditMaxPending?: number } = {},
 ): Promise<TestServer> {
   const dataDir = mkdtempSync(join(tmpdir(), 'rampart-test-'));
   const created = options.database ? await options.database.create() : { url: undefined, drop: async () => undefined };
@@ -36,7 +36,12 @@ export async function startTestServer(
     { dataDir, databaseUrl: created.url, bodyLimit: options.bodyLimit === undefined ? undefined : String(options.bodyLimit), logLevel: 'silent' },
     {},
   );
-  const runtime = await startRuntime(config, { clock, logger: createLogger({ level: 'silent' }), integrateEveryMs: 0 });
+  const runtime = await startRuntime(config, {
+    clock,
+    logger: createLogger({ level: 'silent' }),
+    integrateEveryMs: 0,
+    ...(options.auditMaxPending === undefined ? {} : { auditMaxPending: options.auditMaxPending }),
+  });
   const app = await buildApp(
     runtime,
     options.listen

@@ -4,14 +4,15 @@
  */
 import type { Command } from 'commander';
 import type { Cli, ClientFlags } from '../main.js';
+import { type AuditFilterFlags, addAuditFilters, auditQueryOf } from './audit-filters.js';
 
-interface AuditEventsFlags extends ClientFlags {
+interface AuditEventsFlags extends ClientFlags, AuditFilterFlags {
   limit?: number;
   cursor?: string;
 }
 
 /**
- * Adds `events [--limit n] [--cursor c]` under the `audit` group.
+ * Adds `events [filters] [--limit n] [--cursor c]` under the `audit` group.
  *
  * @example
  * ```ts
@@ -19,13 +20,12 @@ interface AuditEventsFlags extends ClientFlags {
  * ```
  */
 export function registerAuditEvents(audit: Command, cli: Cli): void {
-  cli
-    .clientCommand(audit, 'events', 'Print audit events as JSON lines')
+  addAuditFilters(cli.clientCommand(audit, 'events', 'Print audit events as JSON lines'))
     .option('--limit <n>', 'page size', cli.positiveInteger)
     .option('--cursor <cursor>', 'continue after a previous page')
     .action(async (flags: AuditEventsFlags) => {
       const page = await cli.withClient(flags, (client) =>
-        client.listAuditEvents({ limit: flags.limit, cursor: flags.cursor }),
+        client.listAuditEvents({ ...auditQueryOf(flags), limit: flags.limit, cursor: flags.cursor }),
       );
       if (flags.format === 'json') return cli.out.json(page);
       for (const event of page.items) cli.out.line(JSON.stringify(event));

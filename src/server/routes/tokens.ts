@@ -61,7 +61,13 @@ export const tokenRoutes =
             ttlMs,
             createdBy: `${principal.type}::${principal.id}`,
           });
-          return { result: r, details: { created_accessor: r.record.accessor, policies: r.record.policies } };
+          // A display name often names a person: it is recorded only sealed, erasable per subject.
+          const displayName = r.record.displayName;
+          return {
+            result: r,
+            details: { created_accessor: r.record.accessor, policies: r.record.policies },
+            ...(displayName ? { subject: { id: displayName, data: { display_name: displayName } } } : {}),
+          };
         });
         return reply.code(201).send({ token: created.token, ...tokenInfo(created.record) });
       },

@@ -1,0 +1,222 @@
+import 'reflect-metadata';
+import { type Static, Type } from '@sinclair/typebox';
+import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
+import { PkiError, RequestError } from '../../core/errors.js';
+import { requireTenant } from '../../identity/tenants.js';
+import { chainPem } from '../../pki/ca.js';
+import { CrlPublisher } from '../../pki/crl.js';
+import { issuerKeyId } from '../../pki/issuer.js';
+import { OCSP_VALIDITY_MS, OcspResponder } from '../../pki/ocsp.js';
+import { revokeCertificates } from '../../pki/revocation.js';
+import { parseSpiffeId } from '../../pki/spiffe.js';
+import { REVOCATION_REASONS } from '../../pki/store.js';
+import { resolveSvidTtl, signSvidFromCsr, svidIdentityFor } from '../../pki/svid-signing.js';
+import type { Runtime } from '../../runtime.js';
+import { authorizeRequest } from '../authorize.js';
+import { errorResponses, problemResponse } from './schemas.js';
+
+const SignBody = Type.Object(
+  {
+    csr: Type.String({ maxLength: 65_536, description: 'PEM PKCS #10 request; only its public key is used' }),
+    ttl: Type.Optional(Type.String({ maxLength: 32, description: 'e.g. "10m", "1h", "3600" (default 1h, at most the server maximum, 24h by default)' })),
+    spiffe_id: Type.Optional(
+      Type.String({ maxLength: 2048, description: "SPIFFE ID to issue, in the tenant's trust domain; defaults to a calling workload's own" }),
+    ),
+  },
+  { additionalProperties: false },
+);
+const SignedCertificate = Type.Object({
+  certificate: Type.String({ description: 'PEM X.509-SVID' }),
+  issuing_ca: Type.String({ description: 'PEM of the intermediate that signed it' }),
+  ca_chain: Type.Array(Type.String(), { description: 'PEM certificates from the issuing CA up to the root' }),
+  serial_number: Type.String({ description: 'lowercase hex' }),
+  expiration: Type.Integer({ description: 'notAfter, Unix seconds' }),
+  spiffe_id: Type.String(),
+});
+const RevokeBody = Type.Object(
+  {
+    serial_number: Type.Optional(Type.String({ pattern: '^[0-9A-Fa-f:]{1,64}$', description: 'hex, colons allowed' })),
+    spiffe_id: Type.Optional(Type.String({ maxLength: 2048, description: 'revoke every unexpired certificate of this ID' })),
+    reason: Type.Optional(Type.Union(REVOCATION_REASONS.map((r) => Type.Literal(r)), { description: 'RFC 5280 §5.3.1 reason (default unspecified)' })),
+  },
+  { additionalProperties: false },
+);
+const Revoked = Type.Object({
+  serial_numbers: Type.Array(Type.String(), { description: 'every certificate the request names' }),
+  newly_revoked: Type.Array(Type.String(), { description: 'those this request revoked; the others were revoked before' }),
+  revocation_time: Type.Integer({ description: 'Unix seconds' }),
+  revocation_time_rfc3339: Type.String(),
+});
+const CrlQuery = Type.Object({ format: Type.Optional(Type.Union([Type.Literal('der'), Type.Literal('pem')])) }, { additionalProperties: false });
+
+const pkiCollection = (_p: Record<string, string>, tenant: string) => ({ type: 'Rampart::Collection', id: `${tenant}/pki` });
+
+const PEM_CONTENT_TYPE = 'application/x-pem-file';
+const CRL_CONTENT_TYPE = 'application/pkix-crl';
+const OCSP_REQUEST_CONTENT_TYPE = 'application/ocsp-request';
+const OCSP_RESPONSE_CONTENT_TYPE = 'application/ocsp-response';
+/** A DER OCSP request for a few certificates is a few hundred bytes. */
+const OCSP_BODY_LIMIT = 16 * 1024;
+const unixSeconds = (d: Date): number => Math.floor(d.getTime() / 1000);
+
+/**
+ * The PKI API: `sign` and `revoke` go through the full request path (authenticated, authorized,
+ * audited). The CRL, the OCSP responder and the CA bundle are public: relying parties that
+ * validate an SVID have no Rampart credentials, everything these routes return is signed or is
+ * a public certificate, and RFC 5280 §4.2.1.13 and RFC 6960 expect them to be fetched anonymously.
+ * They are therefore not audited per request (they change nothing).
+ */
+export const pkiRoutes =
+  (runtime: Runtime): FastifyPluginAsync =>
+  async (app) => {
+    const issuer = runtime.ca.intermediate;
+    const issuerId = issuerKeyId(issuer);
+    const crls = new CrlPublisher(issuer, runtime.stores.certificates, runtime.clock);
+    const ocsp = new OcspResponder(issuer, (serial) => runtime.stores.certificates.byIssuer(issuerId, serial), runtime.clock);
+    const caChain = [issuer.certificate.toString('pem'), ...runtime.ca.roots.map((r) => r.toString('pem'))];
+
+    // Scoped to this plugin: only the OCSP routes read a raw body.
+    app.addContentTypeParser(OCSP_REQUEST_CONTENT_TYPE, { parseAs: 'buffer' }, (_req, body, done) => done(null, body));
+
+    app.post<{ Body: Static<typeof SignBody> }>(
+      '/v1/pki/sign',
+      {
+        config: { authz: { action: 'pki:sign-request', resource: pkiCollection } },
+        schema: { summary: 'Sign a CSR into an X.509-SVID', body: SignBody, response: { 200: SignedCertificate, ...errorResponses } },
+      },
+      async (req) => {
+        const ctx = req.rampart;
+        const principal = ctx.principal!;
+        const tenant = ctx.tenant!;
+        const ownId = principal.type === 'Rampart::Workload' && principal.tenant === tenant ? principal.id : undefined;
+        const requested = req.body.spiffe_id ?? ownId;
+        if (requested === undefined) throw new PkiError('pki.spiffe_id_invalid', 'spiffe_id is required unless a workload renews its own identity');
+        const { trustDomain } = await requireTenant(runtime.stores.tenants, tenant);
+        const spiffeId = svidIdentityFor(requested, trustDomain);
+        // The decision the route's `pki:sign-request` could not make: it needs the body. The
+        // audit event then names the identity asked for.
+        ctx.action = 'pki:sign';
+        ctx.resource = { type: 'Rampart::SpiffeId', id: spiffeId };
+        await authorizeRequest(runtime, req, { principal, tenant, action: 'pki:sign', resource: ctx.resource });
+        const ttlMs = resolveSvidTtl(req.body.ttl, runtime.config.pkiMaxTtlMs);
+        const signed = await signSvidFromCsr(issuer, {
+          tenant,
+          spiffeId,
+          csrPem: req.body.csr,
+          ttlMs,
+          clock: runtime.clock,
+          advertiseAddr: runtime.config.advertiseAddr,
+        });
+        const { record } = signed;
+        await ctx.transact(200, async (s) => {
+          await s.certificates.insert(record);
+          return { result: undefined, details: { serial_number: record.serialNumber, spiffe_id: spiffeId, not_after: record.notAfter } };
+        });
+        return {
+          certificate: `${record.certificatePem}\n`,
+          issuing_ca: caChain[0]!,
+          ca_chain: caChain,
+          serial_number: record.serialNumber,
+          expiration: unixSeconds(signed.certificate.notAfter),
+          spiffe_id: spiffeId,
+        };
+      },
+    );
+
+    app.post<{ Body: Static<typeof RevokeBody> }>(
+      '/v1/pki/revoke',
+      {
+        config: { authz: { action: 'pki:revoke', resource: pkiCollection } },
+        schema: { summary: "Revoke a certificate by serial, or all of a SPIFFE ID's unexpired certificates", body: RevokeBody, response: { 200: Revoked, ...errorResponses } },
+      },
+      async (req) => {
+        const ctx = req.rampart;
+        const { serial_number: serialNumber, spiffe_id: spiffeId, reason = 'unspecified' } = req.body;
+        if ((serialNumber === undefined) === (spiffeId === undefined)) {
+          throw new RequestError('request.invalid', 'send exactly one of serial_number and spiffe_id');
+        }
+        const target = serialNumber !== undefined ? { serialNumber } : { spiffeId: parseSpiffeId(spiffeId!).id };
+        const result = await ctx.transact(200, async (s) => {
+          const r = await revokeCertificates(s.certificates, runtime.clock, ctx.tenant!, target, reason);
+          return { result: r, details: { serial_numbers: r.serialNumbers, newly_revoked: r.newlyRevoked, reason } };
+        });
+        const at = new Date(result.revokedAt);
+        return {
+          serial_numbers: [...result.serialNumbers],
+          newly_revoked: [...result.newlyRevoked],
+          revocation_time: unixSeconds(at),
+          revocation_time_rfc3339: result.revokedAt,
+        };
+      },
+    );
+
+    app.get<{ Querystring: Static<typeof CrlQuery> }>(
+      '/v1/pki/crl',
+      {
+        config: { public: true },
+        schema: {
+          summary: 'The issuing CA\'s CRL (RFC 5280), DER or ?format=pem; public',
+          security: [],
+          querystring: CrlQuery,
+          response: { 200: { description: 'the CRL', content: { [CRL_CONTENT_TYPE]: { schema: { type: 'string', format: 'binary' } }, [PEM_CONTENT_TYPE]: { schema: { type: 'string' } } } }, 400: problemResponse('invalid query'), 503: problemResponse('the store is unavailable') },
+        },
+      },
+      async (req, reply) => {
+        const crl = await crls.current();
+        reply.header('cache-control', `public, max-age=${Math.max(0, Math.floor((crl.nextUpdate.getTime() - runtime.clock.now().getTime()) / 1000))}`);
+        if (req.query.format === 'pem') return reply.type(PEM_CONTENT_TYPE).send(crl.pem);
+        return reply.type(CRL_CONTENT_TYPE).send(Buffer.from(crl.der));
+      },
+    );
+
+    const answerOcsp = async (req: FastifyRequest, reply: FastifyReply, der: Uint8Array) => {
+      const answer = await ocsp.respond(der);
+      if (answer.error) req.log.info({ code: answer.error.code, err: answer.error }, 'malformed OCSP request');
+      // RFC 5019 §6.2: answers may be cached until their nextUpdate.
+      if (!answer.error && req.method === 'GET') reply.header('cache-control', `public, max-age=${OCSP_VALIDITY_MS / 1000}, no-transform, must-revalidate`);
+      return reply.type(OCSP_RESPONSE_CONTENT_TYPE).send(Buffer.from(answer.der));
+    };
+    const ocspResponse = { 200: { description: 'DER OCSPResponse, also for malformed requests (RFC 6960 §2.3)', content: { [OCSP_RESPONSE_CONTENT_TYPE]: { schema: { type: 'string', format: 'binary' } } } }, 415: problemResponse('not application/ocsp-request') };
+
+    app.post(
+      '/v1/pki/ocsp',
+      {
+        config: { public: true },
+        bodyLimit: OCSP_BODY_LIMIT,
+        schema: { summary: 'OCSP responder (RFC 6960 Appendix A.1, POST); public', security: [], response: ocspResponse },
+      },
+      async (req, reply) => {
+        if (!Buffer.isBuffer(req.body)) throw new RequestError('request.unsupported_media_type', `send Content-Type: ${OCSP_REQUEST_CONTENT_TYPE}`);
+        return answerOcsp(req, reply, req.body);
+      },
+    );
+
+    app.get<{ Params: { '*': string } }>(
+      '/v1/pki/ocsp/*',
+      {
+        config: { public: true },
+        schema: { summary: 'OCSP responder (RFC 6960 Appendix A.1, GET with the base64 request in the path); public', security: [], response: ocspResponse },
+      },
+      async (req, reply) => {
+        // The path comes from the network: base64 or base64url, possibly percent-encoded by the client.
+        let text = req.params['*'];
+        try {
+          text = decodeURIComponent(text);
+        } catch {
+          text = '';
+        }
+        const valid = text.length > 0 && text.length <= OCSP_BODY_LIMIT && /^[A-Za-z0-9+/_-]+={0,2}$/.test(text);
+        const der = valid ? Buffer.from(text.replace(/-/g, '+').replace(/_/g, '/'), 'base64') : new Uint8Array(0);
+        return answerOcsp(req, reply, der);
+      },
+    );
+
+    app.get(
+      '/v1/pki/ca/pem',
+      {
+        config: { public: true },
+        schema: { summary: 'Trust bundle: the root CAs and the active intermediate, PEM; public', security: [], response: { 200: { description: 'PEM certificates', content: { [PEM_CONTENT_TYPE]: { schema: { type: 'string' } } } } } },
+      },
+      async (_req, reply) => reply.type(PEM_CONTENT_TYPE).send(chainPem(...runtime.ca.roots, issuer.certificate)),
+    );
+  };

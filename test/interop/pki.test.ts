@@ -1,0 +1,135 @@
+import 'reflect-metadata';
+import { spawn } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type TestServer, startTestServer } from '../support/server.js';
+
+/**
+ * Issuance and revocation as tools we did not write see them: `openssl req` makes the key and
+ * CSR (the key never leaves this directory), `openssl verify` checks the SVID chain and, with
+ * the CRL we serve, its revocation, and `openssl ocsp` asks our responder.
+ */
+
+/**
+ * Runs a tool to completion without blocking the event loop: the server under test lives in this
+ * process, so a synchronous spawn would deadlock.
+ */
+function run(cmd: string, args: string[]): Promise<{ status: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    const child = spawn(cmd, args, { stdio: ['pipe', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
+    child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
+    child.stdin.end();
+    child.on('close', (status) => resolve({ status, stdout, stderr }));
+  });
+}
+
+describe('PKI with openssl and curl', () => {
+  let server: TestServer;
+  let dir: string;
+  const f = (name: string) => join(dir, name);
+  const id = 'spiffe://default.rampart.local/ns/pay/sa/api';
+
+  beforeAll(async () => {
+    server = await startTestServer({ listen: true });
+    dir = mkdtempSync(join(tmpdir(), 'rampart-pki-interop-'));
+    const req = await run('openssl', ['req', '-new', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', f('key.pem'), '-out', f('csr.pem'), '-subj', '/CN=ignored by the CA', '-addext', 'basicConstraints=critical,CA:TRUE']);
+    expect(req.status, req.stderr).toBe(0);
+    const r = await server.app.inject({
+      method: 'POST',
+      url: '/v1/pki/sign',
+      headers: { authorization: `Bearer ${server.adminToken}` },
+      payload: { csr: readFileSync(f('csr.pem'), 'utf8'), spiffe_id: id, ttl: '10m' },
+    });
+    expect(r.statusCode).toBe(200);
+    const body = r.json() as { certificate: string; issuing_ca: string; serial_number: string };
+    writeFileSync(f('leaf.pem'), body.certificate);
+    writeFileSync(f('intermediate.pem'), body.issuing_ca);
+    writeFileSync(f('serial'), body.serial_number);
+    const bundle = await run('curl', ['-sS', '--fail', '--cacert', server.runtime.files.trustBundle, '-o', f('bundle.pem'), `${server.addr}/v1/pki/ca/pem`]);
+    expect(bundle.status, bundle.stderr).toBe(0);
+    // The roots alone are the trust anchors; the intermediate travels as an untrusted chain cert.
+    writeFileSync(f('ca.pem'), server.runtime.trustBundlePem);
+  });
+  afterAll(async () => {
+    await server?.close();
+    if (dir) rmSync(dir, { recursive: true, force: true });
+  });
+
+  const verify = (...extra: string[]) =>
+    run('openssl', ['verify', '-x509_strict', '-purpose', 'sslclient', '-CAfile', f('ca.pem'), '-untrusted', f('intermediate.pem'), ...extra, f('leaf.pem')]);
+  async function downloadCrl(name: string): Promise<string> {
+    const r = await run('curl', ['-sS', '--fail', '--cacert', server.runtime.files.trustBundle, '-o', f(name), `${server.addr}/v1/pki/crl?format=pem`]);
+    expect(r.status, r.stderr).toBe(0);
+    return f(name);
+  }
+  const ocsp = () =>
+    run('openssl', ['ocsp', '-issuer', f('intermediate.pem'), '-cert', f('leaf.pem'), '-url', `${server.addr}/v1/pki/ocsp`, '-CAfile', f('ca.pem'), '-timeout', '10']);
+
+  it('issues an SVID that openssl verify accepts as a strict TLS client and server certificate', async () => {
+    const client = await verify();
+    expect(client.stdout.trim(), client.stderr).toBe(`${f('leaf.pem')}: OK`);
+    const serverUse = await run('openssl', ['verify', '-x509_strict', '-purpose', 'sslserver', '-CAfile', f('ca.pem'), '-untrusted', f('intermediate.pem'), f('leaf.pem')]);
+    expect(serverUse.stdout.trim()).toBe(`${f('leaf.pem')}: OK`);
+    // Trusting the downloaded bundle works as well.
+    const viaBundle = await run('openssl', ['verify', '-x509_strict', '-CAfile', f('bundle.pem'), f('leaf.pem')]);
+    expect(viaBundle.stdout.trim()).toBe(`${f('leaf.pem')}: OK`);
+    const text = await run('openssl', ['x509', '-in', f('leaf.pem'), '-noout', '-text']);
+    expect(text.stdout).toContain(`URI:${id}`);
+    expect(text.stdout).toMatch(/Basic Constraints: critical\s+CA:FALSE/);
+    expect(text.stdout).not.toContain('ignored by the CA');
+    expect(text.stdout).toContain(`URI:${server.runtime.config.advertiseAddr}/v1/pki/crl`);
+    expect(text.stdout).toContain(`OCSP - URI:${server.runtime.config.advertiseAddr}/v1/pki/ocsp`);
+  });
+
+  it('passes -crl_check and OCSP says good before revocation; both fail it after', async () => {
+    const crlBefore = await downloadCrl('before.crl.pem');
+    const text = await run('openssl', ['crl', '-in', crlBefore, '-noout', '-text']);
+    expect(text.stdout).toMatch(/X509v3 CRL Number:\s+1\b/);
+    expect(text.stdout).toContain('No Revoked Certificates');
+    const okBefore = await verify('-crl_check', '-CRLfile', crlBefore);
+    expect(okBefore.stdout.trim(), okBefore.stderr).toBe(`${f('leaf.pem')}: OK`);
+    const good = await ocsp();
+    expect(good.stdout, good.stderr).toContain(`${f('leaf.pem')}: good`);
+    expect(good.stderr).toContain('Response verify OK');
+    expect(good.stderr).not.toMatch(/nonce/i);
+
+    const revoked = await server.app.inject({
+      method: 'POST',
+      url: '/v1/pki/revoke',
+      headers: { authorization: `Bearer ${server.adminToken}` },
+      payload: { serial_number: readFileSync(f('serial'), 'utf8'), reason: 'keyCompromise' },
+    });
+    expect(revoked.statusCode).toBe(200);
+
+    const crlAfter = await downloadCrl('after.crl.pem');
+    const after = await run('openssl', ['crl', '-in', crlAfter, '-noout', '-text']);
+    expect(after.stdout).toMatch(/X509v3 CRL Number:\s+2\b/);
+    expect(after.stdout).toContain('Key Compromise');
+    const refused = await verify('-crl_check', '-CRLfile', crlAfter);
+    expect(refused.status).not.toBe(0);
+    expect(`${refused.stdout}${refused.stderr}`).toContain('certificate revoked');
+    // The old CRL still passes: openssl only knows what it is given, which is why CRLs expire.
+    expect((await verify('-crl_check', '-CRLfile', crlBefore)).status).toBe(0);
+
+    const bad = await ocsp();
+    expect(bad.stdout, bad.stderr).toContain(`${f('leaf.pem')}: revoked`);
+    expect(bad.stdout).toContain('Reason: keyCompromise');
+    expect(bad.stderr).toContain('Response verify OK');
+  });
+
+  it('answers the GET form of OCSP (base64 request in the path) with a response openssl verifies', async () => {
+    const req = await run('openssl', ['ocsp', '-issuer', f('intermediate.pem'), '-cert', f('leaf.pem'), '-no_nonce', '-reqout', f('req.der')]);
+    expect(req.status, req.stderr).toBe(0);
+    const b64 = readFileSync(f('req.der')).toString('base64');
+    const got = await run('curl', ['-sS', '--fail', '--cacert', server.runtime.files.trustBundle, '-o', f('resp.der'), `${server.addr}/v1/pki/ocsp/${encodeURIComponent(b64)}`]);
+    expect(got.status, got.stderr).toBe(0);
+    const r = await run('openssl', ['ocsp', '-respin', f('resp.der'), '-issuer', f('intermediate.pem'), '-cert', f('leaf.pem'), '-CAfile', f('ca.pem')]);
+    expect(r.stderr).toContain('Response verify OK');
+    expect(r.stdout).toContain(`${f('leaf.pem')}: revoked`);
+  });
+});
