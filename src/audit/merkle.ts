@@ -257,23 +257,11 @@ async function subtreeRoot(start: number, end: number, leaves: LeafSource): Prom
   return acc.root();
 }
 
-async function hashRanges(ranges: [number, number][], leaves: LeafSource): Promise<Hash[]> {
-  const out: Hash[] = [];
-  for (const [s, e] of ranges) out.push(await subtreeRoot(s, e, leaves));
-  return out;
-}
-
 /**
- * PATH(index, D[size]) — RFC 9162 §2.1.3.1 (RFC 6962 §2.1.1): the sibling of every node on the
- * way from leaf `index` to the root, leaf level first.
- *
- * The siblings partition every leaf except `index` itself, so computing them from leaf hashes alone
- * reads size − 1 leaves; each is read once, per sibling subtree, in chunks.
+ * The subtrees [lo, hi) whose roots form PATH(index, D[size]) (RFC 9162 §2.1.3.1), leaf level
+ * first. Arguments must already be validated (0 ≤ index < size).
  */
-export async function inclusionProof(index: number, size: number, leaves: LeafSource): Promise<Hash[]> {
-  requireCount('index', index);
-  requireCount('size', size);
-  if (index >= size) throw rangeError(`index ${index} is not in a tree of size ${size}`, { index, size });
+export function inclusionRanges(index: number, size: number): [number, number][] {
   const ranges: [number, number][] = [];
   let lo = 0;
   let hi = size;
@@ -287,21 +275,14 @@ export async function inclusionProof(index: number, size: number, leaves: LeafSo
       lo += k;
     }
   }
-  return hashRanges(ranges.reverse(), leaves);
+  return ranges.reverse();
 }
 
 /**
- * PROOF(size1, D[size2]) = SUBPROOF(size1, D[size2], true) — RFC 9162 §2.1.4.1 (RFC 6962 §2.1.2),
- * leaf level first. The nodes cover disjoint leaf ranges, so at most size2 leaves are read.
- *
- * A proof from the empty tree is refused, as transparency-dev/merkle does: every tree extends the
- * empty tree, so there is nothing to prove.
+ * The subtrees [lo, hi) whose roots form PROOF(size1, D[size2]) (RFC 9162 §2.1.4.1), leaf level
+ * first. Arguments must already be validated (0 < size1 ≤ size2).
  */
-export async function consistencyProof(size1: number, size2: number, leaves: LeafSource): Promise<Hash[]> {
-  requireCount('size1', size1);
-  requireCount('size2', size2);
-  if (size1 > size2) throw rangeError(`size1 ${size1} is larger than size2 ${size2}`, { size1, size2 });
-  if (size1 === 0) throw rangeError('a consistency proof from the empty tree is meaningless', { size1, size2 });
+export function consistencyRanges(size1: number, size2: number): [number, number][] {
   const ranges: [number, number][] = [];
   let m = size1;
   let lo = 0;
@@ -321,7 +302,42 @@ export async function consistencyProof(size1: number, size2: number, leaves: Lea
   }
   // SUBPROOF(m, D[m], false) = {MTH(D[m])}; with b = true the verifier already holds that root.
   if (!whole) ranges.push([lo, hi]);
-  return hashRanges(ranges.reverse(), leaves);
+  return ranges.reverse();
+}
+
+async function hashRanges(ranges: [number, number][], leaves: LeafSource): Promise<Hash[]> {
+  const out: Hash[] = [];
+  for (const [s, e] of ranges) out.push(await subtreeRoot(s, e, leaves));
+  return out;
+}
+
+/**
+ * PATH(index, D[size]) — RFC 9162 §2.1.3.1 (RFC 6962 §2.1.1): the sibling of every node on the
+ * way from leaf `index` to the root, leaf level first.
+ *
+ * The siblings partition every leaf except `index` itself, so computing them from leaf hashes alone
+ * reads size − 1 leaves; each is read once, per sibling subtree, in chunks.
+ */
+export async function inclusionProof(index: number, size: number, leaves: LeafSource): Promise<Hash[]> {
+  requireCount('index', index);
+  requireCount('size', size);
+  if (index >= size) throw rangeError(`index ${index} is not in a tree of size ${size}`, { index, size });
+  return hashRanges(inclusionRanges(index, size), leaves);
+}
+
+/**
+ * PROOF(size1, D[size2]) = SUBPROOF(size1, D[size2], true) — RFC 9162 §2.1.4.1 (RFC 6962 §2.1.2),
+ * leaf level first. The nodes cover disjoint leaf ranges, so at most size2 leaves are read.
+ *
+ * A proof from the empty tree is refused, as transparency-dev/merkle does: every tree extends the
+ * empty tree, so there is nothing to prove.
+ */
+export async function consistencyProof(size1: number, size2: number, leaves: LeafSource): Promise<Hash[]> {
+  requireCount('size1', size1);
+  requireCount('size2', size2);
+  if (size1 > size2) throw rangeError(`size1 ${size1} is larger than size2 ${size2}`, { size1, size2 });
+  if (size1 === 0) throw rangeError('a consistency proof from the empty tree is meaningless', { size1, size2 });
+  return hashRanges(consistencyRanges(size1, size2), leaves);
 }
 
 // ---------------------------------------------------------------------------------------------

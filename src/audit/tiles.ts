@@ -15,7 +15,7 @@
  */
 
 import { AuditError, RampartError } from '../core/errors.js';
-import { HASH_SIZE, type Hash, type LeafSource, nodeHash, rootFromLeafHashes } from './merkle.js';
+import { HASH_SIZE, type Hash, type LeafSource, consistencyRanges, inclusionRanges, nodeHash, rootFromLeafHashes } from './merkle.js';
 
 export const TILE_HEIGHT = 8;
 export const TILE_WIDTH = 256;
@@ -128,12 +128,6 @@ function largestPowerOfTwoAtMost(n: number): number {
   return k;
 }
 
-/** The k of RFC 6962 §2.1: the largest power of two smaller than n (n > 1). */
-function splitPoint(n: number): number {
-  let k = 1;
-  while (k * 2 < n) k *= 2;
-  return k;
-}
 
 /**
  * Hash tiles computed from the stored leaf hashes, and proofs computed from tiles.
@@ -220,20 +214,7 @@ export class TileHashes {
     if (!Number.isSafeInteger(index) || !Number.isSafeInteger(size) || index < 0 || index >= size) {
       throw new AuditError('audit.range_invalid', `index ${index} is not in a tree of size ${size}`, { details: { index, size } });
     }
-    const ranges: [number, number][] = [];
-    let lo = 0;
-    let hi = size;
-    while (hi - lo > 1) {
-      const k = splitPoint(hi - lo);
-      if (index < lo + k) {
-        ranges.push([lo + k, hi]);
-        hi = lo + k;
-      } else {
-        ranges.push([lo, lo + k]);
-        lo += k;
-      }
-    }
-    return this.#hashRanges(ranges.reverse());
+    return this.#hashRanges(inclusionRanges(index, size));
   }
 
   /** PROOF(size1, D[size2]) — RFC 9162 §2.1.4.1 — leaf level first, from tile hashes. */
@@ -241,25 +222,7 @@ export class TileHashes {
     if (!Number.isSafeInteger(size1) || !Number.isSafeInteger(size2) || size1 < 1 || size1 > size2) {
       throw new AuditError('audit.range_invalid', `no consistency proof from ${size1} to ${size2}: need 0 < from ≤ to`, { details: { size1, size2 } });
     }
-    const ranges: [number, number][] = [];
-    let m = size1;
-    let lo = 0;
-    let hi = size2;
-    let whole = true;
-    while (m !== hi - lo) {
-      const k = splitPoint(hi - lo);
-      if (m <= k) {
-        ranges.push([lo + k, hi]);
-        hi = lo + k;
-      } else {
-        ranges.push([lo, lo + k]);
-        lo += k;
-        m -= k;
-        whole = false;
-      }
-    }
-    if (!whole) ranges.push([lo, hi]);
-    return this.#hashRanges(ranges.reverse());
+    return this.#hashRanges(consistencyRanges(size1, size2));
   }
 
   async #hashRanges(ranges: [number, number][]): Promise<Hash[]> {
