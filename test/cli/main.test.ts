@@ -4,8 +4,8 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
-import { main } from '../../src/cli/main.js';
 import { createTestPki, type FakeServer, startFakeServer, type TestPki } from '../sdk/fake-server.js';
+import { runCli } from '../support/cli.js';
 
 let pki: TestPki;
 let server: FakeServer;
@@ -16,34 +16,8 @@ let emptyDataDir: string;
 /** An address where nothing listens, to prove a setting was overridden. */
 let deadAddr: string;
 
-interface Run {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
 
-/** Runs the CLI in-process the way bin/rampart.js does, capturing output and the exit code. */
-async function run(...args: string[]): Promise<Run> {
-  let stdout = '';
-  let stderr = '';
-  const capture = (append: (s: string) => void) =>
-    ((chunk: string | Uint8Array) => {
-      append(typeof chunk === 'string' ? chunk : Buffer.from(chunk).toString('utf8'));
-      return true;
-    }) as typeof process.stdout.write;
-  const out = vi.spyOn(process.stdout, 'write').mockImplementation(capture((s) => (stdout += s)));
-  const err = vi.spyOn(process.stderr, 'write').mockImplementation(capture((s) => (stderr += s)));
-  process.exitCode = undefined;
-  try {
-    await main(['node', 'rampart', ...args]);
-  } finally {
-    out.mockRestore();
-    err.mockRestore();
-  }
-  const code = Number(process.exitCode ?? 0);
-  process.exitCode = undefined;
-  return { code, stdout, stderr };
-}
+const run = runCli;
 
 /** Connection flags for the fake server, for tests not about precedence. */
 function conn(): string[] {

@@ -1,10 +1,10 @@
 import 'reflect-metadata';
-import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type TestServer, startTestServer } from '../support/server.js';
+import { runTool } from '../support/processes.js';
 
 /**
  * Issuance and revocation as tools we did not write see them: `openssl req` makes the key and
@@ -12,21 +12,7 @@ import { type TestServer, startTestServer } from '../support/server.js';
  * the CRL we serve, its revocation, and `openssl ocsp` asks our responder.
  */
 
-/**
- * Runs a tool to completion without blocking the event loop: the server under test lives in this
- * process, so a synchronous spawn would deadlock.
- */
-function run(cmd: string, args: string[]): Promise<{ status: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    const child = spawn(cmd, args, { stdio: ['pipe', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
-    child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
-    child.stdin.end();
-    child.on('close', (status) => resolve({ status, stdout, stderr }));
-  });
-}
+const run = runTool;
 
 describe('PKI with openssl and curl', () => {
   let server: TestServer;

@@ -1,5 +1,5 @@
 import 'reflect-metadata';
-import { execFile, spawn } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -11,24 +11,11 @@ import { createRootCa, issueSvid } from '../../src/pki/ca.js';
 import { exportPrivateKeyPkcs8Pem, generateKeyPair } from '../../src/pki/keys.js';
 import { parseSpiffeId } from '../../src/pki/spiffe.js';
 import { type TestServer, startTestServer } from '../support/server.js';
+import { runTool } from '../support/processes.js';
 
 const run = promisify(execFile);
 
-/**
- * Runs a client to completion without blocking the event loop: the server under test lives in
- * this process, so a synchronous spawn would deadlock the handshake.
- */
-function client(cmd: string, args: string[]): Promise<{ status: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    const child = spawn(cmd, args, { stdio: ['pipe', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
-    child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
-    child.stdin.end();
-    child.on('close', (status) => resolve({ status, stdout, stderr }));
-  });
-}
+const client = runTool;
 
 /**
  * The server's TLS and mTLS as clients we did not write see them: OpenSSL's s_client and verify,

@@ -53,3 +53,19 @@ export function startServerProcess(args: string[], env: Record<string, string> =
     });
   });
 }
+
+/**
+ * Runs a tool (openssl, curl) to completion without blocking the event loop: a server under test
+ * in this process must keep answering, so a synchronous spawn would deadlock the handshake.
+ */
+export function runTool(cmd: string, args: string[]): Promise<{ status: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    const child = spawn(cmd, args, { stdio: ['pipe', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
+    child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
+    child.stdin.end();
+    child.on('close', (status) => resolve({ status, stdout, stderr }));
+  });
+}
