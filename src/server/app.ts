@@ -5,6 +5,7 @@ import Fastify, { type FastifyInstance, type FastifyRequest, type FastifyServerO
 import { AUDIT_SCHEMA_VERSION, type AuditEvent, type AuditOutcome } from '../audit/event.js';
 import type { SealedSubject } from '../audit/subjects.js';
 import { RequestError, isRampartError } from '../core/errors.js';
+import { VERSION } from '../core/version.js';
 import { requireTenant } from '../identity/tenants.js';
 import type { Runtime } from '../runtime.js';
 import { authenticate } from './authenticate.js';
@@ -13,10 +14,10 @@ import { PROBLEM_CONTENT_TYPE, problem, problemFor } from './problem.js';
 import type { AuditDetails, RequestContext, TransactResult } from './request-context.js';
 import { auditRoutes } from './routes/audit.js';
 import { metaRoutes } from './routes/meta.js';
+import { pkiRoutes } from './routes/pki.js';
 import { tenantRoutes } from './routes/tenants.js';
 import { tlogRoutes } from './routes/tlog.js';
 import { tokenRoutes } from './routes/tokens.js';
-import { VERSION } from '../core/version.js';
 
 export interface BuildAppOptions {
   /** HTTPS options for a listening server; omitted for `inject()`-only apps in tests. */
@@ -133,7 +134,7 @@ export async function buildApp(runtime: Runtime, options: BuildAppOptions = {}):
   await app.register(tokenRoutes(runtime));
   await app.register(auditRoutes(runtime));
   await app.register(tlogRoutes(runtime));
-  await app.register((await import('./routes/pki.js')).pkiRoutes(runtime));
+  await app.register(pkiRoutes(runtime));
   return app;
 }
 
