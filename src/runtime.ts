@@ -9,6 +9,7 @@ import { classifyEvent } from './audit/ocsf.js';
 import { Checkpointer } from './audit/checkpointer.js';
 import { type AuditHasher, openAuditHasher } from './audit/hasher.js';
 import { AuditLog } from './audit/log.js';
+import { AuditPruner } from './audit/pruner.js';
 import { SubjectVault } from './audit/subjects.js';
 import { SinkDispatcher } from './audit/sink.js';
 import { createConfiguredSinks } from './audit/sinks/configured.js';
@@ -31,6 +32,7 @@ import { Barrier } from './secrets/barrier.js';
 import { Metrics } from './server/metrics.js';
 import { SqlAuditSaltStore } from './store/audit-salt-store.js';
 import { SqlCheckpointStore } from './store/checkpoint-store.js';
+import { SqlPruneStore } from './store/prune-store.js';
 import { type StoreDatabase, openDatabase } from './store/database.js';
 import { SqlSinkStore } from './store/sink-store.js';
 import { type Stores, type Transact, bindStores, transactor } from './store/stores.js';
@@ -56,6 +58,8 @@ export interface Runtime {
   /** Signs audit checkpoints; see src/audit/checkpointer.ts. */
   readonly checkpointer: Checkpointer;
   readonly checkpoints: CheckpointStore;
+  /** Prunes old audit payloads when `audit_retention` is set; undefined keeps them forever. */
+  readonly auditPruner: AuditPruner | undefined;
   readonly authorizer: Authorizer;
   readonly metrics: Metrics;
   readonly barrier: Barrier;
@@ -82,6 +86,8 @@ export interface RuntimeOptions {
   readonly inMemory?: boolean;
   /** Background audit integration interval; 0 disables it (tests integrate explicitly). */
   readonly integrateEveryMs?: number;
+  /** How often the audit pruner runs (when retention is configured); 0 disables the schedule (tests prune explicitly). Default 60 s. */
+  readonly pruneEveryMs?: number;
   /** Audit events that may wait for their batch before requests are refused with `audit.pushback`. */
   readonly auditMaxPending?: number;
 }
@@ -171,10 +177,23 @@ export async function startRuntime(config: ServerConfig, options: RuntimeOptions
     if (options.integrateEveryMs !== 0) {
       audit.startIntegrator(options.integrateEveryMs ?? 250, (err) => logger.error({ err }, 'audit integration failed'));
     }
+    const sinkNames = config.auditSinks.map((s) => s.name);
+    const auditPruner =
+      config.auditRetentionMs === undefined
+        ? undefined
+        : new AuditPruner({
+            store: new SqlPruneStore(database.db, database.dialect),
+            clock,
+            retentionMs: config.auditRetentionMs,
+            sinkNames,
+            onError: (err) => logger.error({ err }, 'audit pruning failed; will retry'),
+            onPruned: (count) => logger.info({ pruned: count }, 'audit retention pruned event payloads'),
+          });
     const authorizer = new CedarAuthorizer(stores.policies);
 
     // Last, so that nothing after it can fail and leave the loops running over a closed store.
     auditSinks.start();
+    if (auditPruner && options.pruneEveryMs !== 0) auditPruner.start(options.pruneEveryMs ?? 60_000);
     return {
       config,
       clock,
@@ -188,6 +207,7 @@ export async function startRuntime(config: ServerConfig, options: RuntimeOptions
       subjects: new SubjectVault(barrier, auditHasher),
       checkpointer,
       checkpoints,
+      auditPruner,
       authorizer,
       metrics,
       barrier,
@@ -196,6 +216,7 @@ export async function startRuntime(config: ServerConfig, options: RuntimeOptions
       tls,
       files,
       async close() {
+        await auditPruner?.stop();
         await auditSinks.stop();
         await audit.close();
         await checkpointer.close({ final: autoCheckpoint });

@@ -9,6 +9,11 @@ export interface IntegratedEvent {
   readonly leafIndex: number;
   /** The stored payload: the exact bytes the leaf hash covers, never re-serialized. */
   readonly payload: string;
+  /**
+   * Retention pruned the payload (it is ''). Pruning waits for every configured sink's cursor, so
+   * only a sink configured after the pruning meets one; the dispatcher skips it.
+   */
+  readonly pruned?: boolean;
 }
 
 export interface SinkStore {

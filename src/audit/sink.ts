@@ -261,12 +261,15 @@ export class SinkDispatcher {
     const batch = await this.#store.readIntegrated(s.next, this.#batchSize);
     if (batch.length === 0) return 0;
     checkContiguous(batch, s.next);
-    await s.sink.deliver(batch);
+    // Pruned before this sink was configured (retention waits for the cursors of configured
+    // sinks only): the content is gone, so the sink skips those leaves rather than get ''.
+    const live = batch.filter((e) => !e.pruned);
+    if (live.length > 0) await s.sink.deliver(live);
     // At-least-once: the cursor moves only after the sink confirmed the whole batch.
     const next = batch.at(-1)!.leafIndex + 1;
     await this.#store.advance(s.sink.name, next);
     s.next = next;
-    s.delivered += batch.length;
+    s.delivered += live.length;
     s.failures = 0;
     s.lastError = undefined;
     s.lastDeliveredAt = this.#clock.now().toISOString();

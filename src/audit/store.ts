@@ -32,6 +32,8 @@ export interface StoredAuditEvent {
   readonly tenant: string;
   readonly payload: string;
   readonly leafIndex: number | null;
+  /** When retention pruned the payload (then `payload` is ''); null for an intact event. */
+  readonly prunedAt: string | null;
 }
 
 export interface EventPage {
@@ -67,8 +69,11 @@ export interface AuditStore {
 
 export interface LeafEntry {
   readonly leafIndex: number;
+  /** '' once pruned; the stored leaf hash is then all that is left of the entry. */
   readonly payload: string;
   readonly leafHash: string;
+  /** When retention pruned the payload; null for an intact entry. */
+  readonly prunedAt: string | null;
 }
 
 /** A signed checkpoint as stored: the note is what was signed; the rest is for fast lookups. */

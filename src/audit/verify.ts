@@ -12,6 +12,12 @@
  * 4. where the source serves hash tiles (tlog-tiles), each tile is compared with the recomputed
  *    hashes, so a client relying on tiles for proofs is not misled.
  *
+ * Pruned entries (retention, ./pruner.ts) have no content left: their leaf hash is taken as the
+ * source stores or serves it and goes into the tree like any other, so the checkpoints still
+ * bind it; they are counted in `entriesPruned`, and only their content is unchecked. A row
+ * blanked without the pruned marker still fails its leaf hash, and a pruned row whose leaf hash
+ * was replaced no longer rebuilds the signed root.
+ *
  * The source is abstract: the store (offline, `rampart audit verify --data-dir`) or the HTTP
  * tiles (online). Problems are collected, not thrown, and each names the index (or the range)
  * where the log first goes wrong.
@@ -25,9 +31,15 @@ import { TILE_WIDTH, decodeEntryBundle, decodeHashTile, tilePath } from './tiles
 
 export interface LogEntry {
   readonly index: number;
+  /** The entry as hashed; empty for a pruned entry. */
   readonly entry: Uint8Array;
   /** The leaf hash the source stores next to the entry, if it stores one. */
   readonly storedLeafHash?: Hash;
+  /**
+   * Retention pruned the entry's content: `storedLeafHash` (required) is the leaf, and only the
+   * tree can check it.
+   */
+  readonly pruned?: boolean;
 }
 
 /** Where the verifier reads the log from. Everything it returns is untrusted. */
@@ -70,8 +82,10 @@ export interface TrustedHead {
 
 export interface VerifyReport {
   readonly ok: boolean;
-  /** Entries whose hashes were recomputed. */
+  /** Entries placed in the recomputed tree (pruned ones included). */
   readonly entriesChecked: number;
+  /** Of those, entries whose content was pruned: checked by the tree only, not re-hashed. */
+  readonly entriesPruned: number;
   readonly checkpointsChecked: number;
   readonly tilesChecked: number;
   /** The largest checkpoint that verified and matches the recomputed tree. */
@@ -204,6 +218,7 @@ export async function verifyLog(source: LogSource, options: { verifier: NoteVeri
 
   if (trusted && trusted.size === 0) compareAt(0);
   let checked = 0;
+  let pruned = 0;
   let stopped = false;
   for (let at = 0; at < end && !stopped; at += TILE_WIDTH) {
     const chunkEnd = Math.min(end, at + TILE_WIDTH);
@@ -226,9 +241,22 @@ export async function verifyLog(source: LogSource, options: { verifier: NoteVeri
         end = i;
         break;
       }
-      const h = leafHash(row.entry);
-      if (row.storedLeafHash && !sameBytes(row.storedLeafHash, h)) {
-        problems.push({ kind: 'leaf_hash_mismatch', message: `entry ${i} does not hash to its stored leaf hash: it was altered`, index: i });
+      let h: Hash;
+      if (row.pruned) {
+        // Nothing to re-hash: the stored hash goes into the tree, which the checkpoints check.
+        if (!row.storedLeafHash || row.storedLeafHash.length !== 32) {
+          problems.push({ kind: 'entry_missing', message: `entry ${i} is marked pruned but has no leaf hash; nothing after it can be checked`, index: i });
+          stopped = true;
+          end = i;
+          break;
+        }
+        h = row.storedLeafHash;
+        pruned++;
+      } else {
+        h = leafHash(row.entry);
+        if (row.storedLeafHash && !sameBytes(row.storedLeafHash, h)) {
+          problems.push({ kind: 'leaf_hash_mismatch', message: `entry ${i} does not hash to its stored leaf hash: it was altered`, index: i });
+        }
       }
       range.append(h);
       checked++;
@@ -255,6 +283,7 @@ export async function verifyLog(source: LogSource, options: { verifier: NoteVeri
   return {
     ok: problems.length === 0,
     entriesChecked: checked,
+    entriesPruned: pruned,
     checkpointsChecked,
     tilesChecked,
     latest,
@@ -285,14 +314,24 @@ export function storeLogSource(audit: AuditStore, checkpoints: CheckpointStore):
         index: r.leafIndex,
         entry: new Uint8Array(Buffer.from(r.payload, 'utf8')),
         storedLeafHash: new Uint8Array(Buffer.from(r.leafHash, 'hex')),
+        // Pruned means both the marker and the blank payload; a marker on a row that still has a
+        // payload is ignored, so that payload is still checked against its leaf hash.
+        ...(r.prunedAt !== null && r.payload === '' ? { pruned: true } : {}),
       }));
     },
   };
 }
 
+/** How a tlog fetcher reports an HTTP status other than 200; 410 on a bundle means "pruned". */
+export interface TlogFetchError extends Error {
+  readonly status?: number;
+}
+
 /**
  * Reads a tlog-tiles log below a prefix. `fetch` gets paths such as `checkpoint` or
- * `tile/0/001.p/3` and returns the body, or throws (a 404 included).
+ * `tile/0/001.p/3` and returns the body, or throws (a 404 included) an error whose `status` is
+ * the HTTP status. An entry bundle answered 410 Gone (`audit.entry_pruned`: retention pruned an
+ * entry in it) is replaced by the level-0 hash tile: those leaves are checked by the tree only.
  */
 export function tlogSource(fetch: (path: string) => Promise<Uint8Array>): LogSource & { checkpointNote(): Promise<string> } {
   let note: Promise<string> | undefined;
@@ -311,8 +350,16 @@ export function tlogSource(fetch: (path: string) => Promise<Uint8Array>): LogSou
     },
     async entries(start, end) {
       const index = start / TILE_WIDTH;
-      const entries = decodeEntryBundle(await fetch(tilePath({ level: 'entries', index, width: end - start })));
-      return entries.map((entry, i) => ({ index: start + i, entry }));
+      const width = end - start;
+      let bundle: Uint8Array;
+      try {
+        bundle = await fetch(tilePath({ level: 'entries', index, width }));
+      } catch (err) {
+        if ((err as TlogFetchError).status !== 410) throw err;
+        const hashes = decodeHashTile(await fetch(tilePath({ level: 0, index, width })));
+        return hashes.map((h, i) => ({ index: start + i, entry: new Uint8Array(0), storedLeafHash: h, pruned: true }));
+      }
+      return decodeEntryBundle(bundle).map((entry, i) => ({ index: start + i, entry }));
     },
     async tile(level, index, width) {
       return decodeHashTile(await fetch(tilePath({ level, index, width })));

@@ -16,6 +16,7 @@ import { RampartApiError, RampartClient } from '../sdk/index.js';
 import { registerAuditEvents } from './commands/audit-events.js';
 import { registerAuditTail } from './commands/audit-tail.js';
 import { registerAuditErase } from './commands/audit-erase.js';
+import { registerAuditHold } from './commands/audit-hold.js';
 import { registerAuditVerify } from './commands/audit-verify.js';
 import { registerAuditWitness } from './commands/audit-witness.js';
 import { registerHealth } from './commands/health.js';
@@ -155,6 +156,7 @@ function buildProgram(): Command {
   registerAuditEvents(audit, cli);
   registerAuditTail(audit, cli);
   registerAuditErase(audit, cli);
+  registerAuditHold(audit, cli);
   registerAuditVerify(audit, cli);
   registerAuditWitness(audit, cli);
   return program;

@@ -6,7 +6,8 @@ import { parseDuration } from './duration.js';
 /**
  * Server configuration, resolved from three layers: command-line flags win over environment
  * variables, which win over the YAML config file (`--config rampart.yaml`). The file uses the
- * flag names in snake_case (`data_dir`, `listen`, `database_url`, `body_limit`, `advertise_addr`, `pki_max_ttl`).
+ * flag names in snake_case (`data_dir`, `listen`, `database_url`, `body_limit`, `advertise_addr`, `pki_max_ttl`,
+ * `audit_retention`).
  */
 export interface ServerConfig {
   readonly dataDir: string;
@@ -24,6 +25,11 @@ export interface ServerConfig {
   readonly advertiseAddr: string;
   /** Longest certificate TTL `POST /v1/pki/sign` grants, in milliseconds. */
   readonly pkiMaxTtlMs: number;
+  /**
+   * Audit payloads recorded longer ago than this (milliseconds) may be pruned (src/audit/pruner.ts;
+   * leaf hashes stay). Undefined: keep every payload forever (the default).
+   */
+  readonly auditRetentionMs: number | undefined;
   /** Where the audit log is streamed (config file key `audit_sinks`; see docs/audit-sinks.md). */
   readonly auditSinks: readonly AuditSinkConfig[];
 }
@@ -70,6 +76,7 @@ export interface ServerFlags {
   logLevel?: string | undefined;
   advertiseAddr?: string | undefined;
   pkiMaxTtl?: string | undefined;
+  auditRetention?: string | undefined;
 }
 
 const FILE_KEYS = {
@@ -80,6 +87,7 @@ const FILE_KEYS = {
   log_level: 'logLevel',
   advertise_addr: 'advertiseAddr',
   pki_max_ttl: 'pkiMaxTtl',
+  audit_retention: 'auditRetention',
 } as const satisfies Record<string, keyof ServerFlags>;
 
 const ENV_KEYS = {
@@ -90,6 +98,7 @@ const ENV_KEYS = {
   RAMPART_LOG_LEVEL: 'logLevel',
   RAMPART_ADVERTISE_ADDR: 'advertiseAddr',
   RAMPART_PKI_MAX_TTL: 'pkiMaxTtl',
+  RAMPART_AUDIT_RETENTION: 'auditRetention',
 } as const satisfies Record<string, keyof ServerFlags>;
 
 export class ConfigError extends Error {
@@ -125,6 +134,7 @@ export function resolveServerConfig(
     logLevel: pick('logLevel') ?? 'info',
     advertiseAddr: parseAdvertiseAddr(pick('advertiseAddr') ?? `https://${listen.host.includes(':') ? `[${listen.host}]` : listen.host}:${listen.port}`),
     pkiMaxTtlMs: parseMaxTtl(pick('pkiMaxTtl') ?? '24h'),
+    auditRetentionMs: parseRetention(pick('auditRetention')),
     // Relative sink paths are relative to the config file, like the file's other references.
     auditSinks: parseAuditSinks(file.auditSinks, env, configPath ? dirname(configPath) : cwd),
   };
@@ -150,6 +160,19 @@ function parseAdvertiseAddr(value: string): string {
 function parseMaxTtl(value: string): number {
   const ms = parseDuration(value);
   if (ms === undefined || ms < 60_000) throw new ConfigError(`PKI max TTL must be a duration of at least 1m, e.g. "24h" (got "${value}")`);
+  return ms;
+}
+
+/** Shortest accepted retention: one hour, so a typo ("24" for "24h", i.e. seconds) cannot prune everything. */
+const MIN_RETENTION_MS = 3_600_000;
+
+/** `none` (or unset) keeps audit payloads forever; otherwise a duration of at least 1h, e.g. "2160h". */
+function parseRetention(value: string | undefined): number | undefined {
+  if (value === undefined || value === 'none') return undefined;
+  const ms = /^\d+$/.test(value) ? undefined : parseDuration(value);
+  if (ms === undefined || ms < MIN_RETENTION_MS) {
+    throw new ConfigError(`audit retention must be "none" or a duration with a unit of at least 1h, e.g. "2160h" (got "${value}")`);
+  }
   return ms;
 }
 

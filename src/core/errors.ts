@@ -47,6 +47,7 @@ export const ERROR_CODES = {
   'audit.range_invalid': { status: 400, title: 'Tree size or index out of range' },
   'audit.checkpoint_invalid': { status: 422, title: 'The checkpoint is malformed or its signature does not verify' },
   'audit.log_inconsistent': { status: 500, title: 'The audit log contradicts a signed checkpoint' },
+  'audit.entry_pruned': { status: 410, title: 'Retention pruned the content of an entry in this range' },
   // pki
   'pki.csr_invalid': { status: 400, title: 'The certificate signing request is not valid' },
   'pki.ca_unavailable': { status: 503, title: 'The certificate authority is not available' },

@@ -112,7 +112,7 @@ export interface PageOptions {
  * const page: AuditEventPage = await client.listAuditEvents({ cursor: previous.resume_cursor });
  * ```
  */
-export interface AuditEventPage extends Page<AuditEvent> {
+export interface AuditEventPage extends Page<AuditEventItem> {
   /** Where to continue later for events written after this page; set even on the last page. */
   resume_cursor: string;
 }
@@ -194,6 +194,38 @@ export interface CreateTokenRequest {
  * ```
  */
 export type AuditEvent = Record<string, unknown>;
+
+/**
+ * One item of an audit event page: the event and its Merkle leaf index (null until integrated).
+ * Once retention pruned the event, `event` is null and `pruned` is true; the leaf index and its
+ * inclusion proof remain.
+ *
+ * @example
+ * ```ts
+ * for (const item of (await client.listAuditEvents()).items) if (!item.pruned) console.log(item.event);
+ * ```
+ */
+export interface AuditEventItem {
+  leaf_index: number | null;
+  event: AuditEvent | null;
+  pruned?: true;
+}
+
+/**
+ * The audit log's legal hold: while `enabled`, retention prunes nothing.
+ *
+ * @example
+ * ```ts
+ * const hold: LegalHold = await client.getLegalHold();
+ * if (hold.enabled) console.log(`held since ${hold.since}: ${hold.reason}`);
+ * ```
+ */
+export interface LegalHold {
+  enabled: boolean;
+  reason: string;
+  /** RFC 3339 time the hold in force was placed; null while released. */
+  since: string | null;
+}
 
 /**
  * The server answered with a non-2xx status (or a 2xx that is not the API's JSON). Fields come
@@ -560,6 +592,31 @@ export class RampartClient {
    */
   eraseAuditSubject(subject: string): Promise<{ subject_ref: string; keys_destroyed: number }> {
     return this.request<{ subject_ref: string; keys_destroyed: number }>('POST', '/v1/audit/erase', { body: { subject } });
+  }
+
+  /**
+   * Reads the audit log's legal hold (operator tenant `default` only).
+   *
+   * @example
+   * ```ts
+   * const { enabled, reason, since } = await client.getLegalHold();
+   * ```
+   */
+  getLegalHold(): Promise<LegalHold> {
+    return this.request<LegalHold>('GET', '/v1/audit/legal-hold');
+  }
+
+  /**
+   * Places (`enabled: true`) or releases the audit log's legal hold; while it is on, retention
+   * prunes nothing. Operator tenant `default` only; the change is itself audited.
+   *
+   * @example
+   * ```ts
+   * await client.setLegalHold(true, 'litigation hold, case 2026-114');
+   * ```
+   */
+  setLegalHold(enabled: boolean, reason: string): Promise<LegalHold> {
+    return this.request<LegalHold>('POST', '/v1/audit/legal-hold', { body: { enabled, reason } });
   }
 
   /**

@@ -10,11 +10,13 @@
 export { RampartApiError, RampartClient, RampartTransportError } from './client.js';
 export type {
   AuditEvent,
+  AuditEventItem,
   AuditEventPage,
   AuditEventQuery,
   CreatedToken,
   CreateTokenRequest,
   HealthStatus,
+  LegalHold,
   Page,
   PageOptions,
   RampartClientOptions,

@@ -94,7 +94,7 @@ export class SqlAuditStore implements AuditStore {
   async listEvents(tenant: string, afterId: number, limit: number, filter: EventFilter = {}): Promise<EventPage> {
     let q = this.db
       .selectFrom('audit_events')
-      .select(['id', 'tenant', 'payload', 'leaf_index'])
+      .select(['id', 'tenant', 'payload', 'leaf_index', 'pruned_at'])
       .where('tenant', '=', tenant)
       .where('id', '>', afterId);
     if (filter.since !== undefined) q = q.where('event_time', '>=', filter.since);
@@ -104,7 +104,7 @@ export class SqlAuditStore implements AuditStore {
     if (filter.resource !== undefined) q = q.where('resource', '=', filter.resource);
     if (filter.outcome !== undefined) q = q.where('outcome', '=', filter.outcome);
     const rows = await q.orderBy('id').limit(limit + 1).execute();
-    const items = rows.slice(0, limit).map((r) => ({ id: r.id, tenant: r.tenant, payload: r.payload, leafIndex: r.leaf_index }));
+    const items = rows.slice(0, limit).map((r) => ({ id: r.id, tenant: r.tenant, payload: r.payload, leafIndex: r.leaf_index, prunedAt: r.pruned_at }));
     return { items, nextCursor: rows.length > limit ? items.at(-1)?.id : undefined };
   }
 
@@ -122,12 +122,12 @@ export class SqlAuditStore implements AuditStore {
   async leafEntries(start: number, end: number): Promise<LeafEntry[]> {
     const rows = await this.db
       .selectFrom('audit_events')
-      .select(['leaf_index', 'payload', 'leaf_hash'])
+      .select(['leaf_index', 'payload', 'leaf_hash', 'pruned_at'])
       .where('leaf_index', '>=', start)
       .where('leaf_index', '<', end)
       .orderBy('leaf_index')
       .execute();
-    return rows.map((r) => ({ leafIndex: Number(r.leaf_index), payload: r.payload, leafHash: r.leaf_hash ?? '' }));
+    return rows.map((r) => ({ leafIndex: Number(r.leaf_index), payload: r.payload, leafHash: r.leaf_hash ?? '', prunedAt: r.pruned_at }));
   }
 
   async count(): Promise<number> {

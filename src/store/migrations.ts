@@ -202,6 +202,24 @@ function migrations(dialect: Dialect): Record<string, Migration> {
         await db.schema.createIndex('audit_subject_keys_subject').on('audit_subject_keys').columns(['tenant', 'subject_ref']).execute();
       },
     },
+    '0007_audit_retention': {
+      async up(db: Kysely<unknown>) {
+        // Retention (src/audit/pruner.ts): a pruned row keeps its leaf index and hash; its payload
+        // becomes '' and pruned_at says when. The pruner scans by recorded_at.
+        await db.schema.alterTable('audit_events').addColumn('pruned_at', 'text').execute();
+        await db.schema.createIndex('audit_events_recorded_at').on('audit_events').columns(['recorded_at', 'leaf_index']).execute();
+        await db.schema
+          .createTable('audit_legal_hold')
+          .addColumn('id', 'integer', (c) => c.primaryKey())
+          .addColumn('enabled', 'integer', (c) => c.notNull())
+          .addColumn('reason', 'text', (c) => c.notNull())
+          .addColumn('since', 'text')
+          .addColumn('updated_at', 'text', (c) => c.notNull())
+          .execute();
+        // The row always exists, so the pruner can lock it (PostgreSQL: FOR SHARE against a concurrent hold).
+        await sql`insert into audit_legal_hold (id, enabled, reason, since, updated_at) values (1, 0, '', null, '')`.execute(db);
+      },
+    },
   };
 }
 

@@ -20,6 +20,7 @@ export interface Database {
   pki_certificates: PkiCertificatesTable;
   pki_crl_state: PkiCrlStateTable;
   audit_sink_cursors: AuditSinkCursorsTable;
+  audit_legal_hold: AuditLegalHoldTable;
 }
 
 export interface TenantsTable {
@@ -55,6 +56,11 @@ export interface AuditEventsTable {
   action: string | null;
   resource: string | null;
   outcome: string | null;
+  /**
+   * Set when retention pruned the payload (migration 0007): `payload` is then '' (never a real
+   * event, which is JSON) and the indexed copies are null; `leaf_index` and `leaf_hash` stay.
+   */
+  pruned_at: string | null;
 }
 
 /** Per-data-subject keys for crypto-shredding (migration 0006); `sealed_key` is null once erased. */
@@ -171,5 +177,17 @@ export interface PkiCrlStateTable {
 export interface AuditSinkCursorsTable {
   name: string;
   next_leaf_index: number;
+  updated_at: string;
+}
+
+/** The audit log's legal hold: one row (id = 1) (migration 0007). While `enabled` is 1 nothing is pruned. */
+export interface AuditLegalHoldTable {
+  id: number;
+  /** 1 held, 0 released (an integer on both engines). */
+  enabled: number;
+  /** Why the hold was placed (or released); '' before the first change. */
+  reason: string;
+  /** When the hold in force was placed; null while released. */
+  since: string | null;
   updated_at: string;
 }

@@ -17,13 +17,13 @@ export class SqlSinkStore implements SinkStore {
   async readIntegrated(fromLeafIndex: number, limit: number): Promise<IntegratedEvent[]> {
     const rows = await this.db
       .selectFrom('audit_events')
-      .select(['leaf_index', 'payload'])
+      .select(['leaf_index', 'payload', 'pruned_at'])
       .where('leaf_index', '>=', fromLeafIndex)
       .orderBy('leaf_index')
       .limit(limit)
       .execute();
     // pg returns bigint columns as strings.
-    return rows.map((r) => ({ leafIndex: Number(r.leaf_index), payload: r.payload }));
+    return rows.map((r) => ({ leafIndex: Number(r.leaf_index), payload: r.payload, ...(r.pruned_at === null ? {} : { pruned: true }) }));
   }
 
   async integratedSize(): Promise<number> {

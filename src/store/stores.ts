@@ -1,3 +1,4 @@
+import type { LegalHoldStore } from '../audit/retention-store.js';
 import type { AuditStore } from '../audit/store.js';
 import type { SubjectKeyStore } from '../audit/subjects.js';
 import type { PolicyStore } from '../authz/store.js';
@@ -9,6 +10,7 @@ import { SqlCaStore } from './ca-store.js';
 import { SqlCertificateStore } from './certificate-store.js';
 import type { StoreDatabase } from './database.js';
 import { SqlKeyringStore } from './keyring-store.js';
+import { SqlLegalHoldStore } from './legal-hold-store.js';
 import { SqlPolicyStore } from './policy-store.js';
 import { SqlSubjectKeyStore } from './subject-key-store.js';
 import type { Database } from './schema.js';
@@ -26,6 +28,7 @@ export interface Stores {
   readonly certificates: CertificateStore;
   readonly keyring: KeyringStore;
   readonly subjectKeys: SubjectKeyStore;
+  readonly legalHold: LegalHoldStore;
 }
 
 export type Transact = <T>(work: (stores: Stores) => Promise<T>) => Promise<T>;
@@ -40,6 +43,7 @@ export function bindStores(db: Kysely<Database>, dialect: StoreDatabase['dialect
     certificates: new SqlCertificateStore(db),
     keyring: new SqlKeyringStore(db),
     subjectKeys: new SqlSubjectKeyStore(db),
+    legalHold: new SqlLegalHoldStore(db),
   };
 }
 

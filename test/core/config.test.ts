@@ -23,8 +23,26 @@ describe('server configuration', () => {
       logLevel: 'info',
       advertiseAddr: 'https://127.0.0.1:8443',
       pkiMaxTtlMs: 86_400_000,
+      auditRetentionMs: undefined,
       auditSinks: [],
     });
+  });
+
+  it('keeps audit payloads forever by default and takes --audit-retention, RAMPART_AUDIT_RETENTION or audit_retention', () => {
+    expect(resolveServerConfig({}, {}).auditRetentionMs).toBeUndefined();
+    expect(resolveServerConfig({ auditRetention: 'none' }, {}).auditRetentionMs).toBeUndefined();
+    const file = configFile('audit_retention: 2160h\n');
+    expect(resolveServerConfig({ config: file }, {}).auditRetentionMs).toBe(2160 * 3_600_000);
+    const env = { RAMPART_AUDIT_RETENTION: '30d' };
+    expect(resolveServerConfig({ config: file }, env).auditRetentionMs).toBe(30 * 86_400_000);
+    expect(resolveServerConfig({ config: file, auditRetention: '1h' }, env).auditRetentionMs).toBe(3_600_000);
+  });
+
+  it('refuses an audit retention that is not a duration of at least an hour (a bare number would be seconds)', () => {
+    for (const bad of ['59m', '2160', 'forever', '0h', '']) {
+      expect(() => resolveServerConfig({ auditRetention: bad }, {})).toThrow(ConfigError);
+    }
+    expect(() => resolveServerConfig({ config: configFile('audit_retention: 2160\n') }, {})).toThrow(/audit retention/);
   });
 
   it('advertises https://<listen> by default and takes --advertise-addr, RAMPART_ADVERTISE_ADDR or advertise_addr', () => {

@@ -71,6 +71,8 @@ describe('GET /v1/openapi.json', () => {
       ['GET', '/v1/audit/proof/consistency', '/v1/audit/proof/consistency'],
       ['POST', '/v1/audit/hash', '/v1/audit/hash'],
       ['POST', '/v1/audit/erase', '/v1/audit/erase'],
+      ['GET', '/v1/audit/legal-hold', '/v1/audit/legal-hold'],
+      ['POST', '/v1/audit/legal-hold', '/v1/audit/legal-hold'],
       ['POST', '/v1/pki/sign', '/v1/pki/sign'],
       ['POST', '/v1/pki/revoke', '/v1/pki/revoke'],
       ['GET', '/v1/pki/crl', '/v1/pki/crl'],

@@ -43,6 +43,9 @@ function everyRoute(accessor: string): RouteCall[] {
     { method: 'POST', url: '/v1/pki/revoke', action: 'pki:revoke', payload: { serial_number: '01' } },
     // The tlog reveals every tenant's events: only the operator tenant may be addressed.
     { method: 'GET', url: '/v1/audit/tlog/tile/entries/000', documented: '/v1/audit/tlog/tile/{*}', action: 'audit:read-log' },
+    // The legal hold stops pruning of every tenant's events: operator tenant only, too.
+    { method: 'GET', url: '/v1/audit/legal-hold', action: 'audit:legal-hold' },
+    { method: 'POST', url: '/v1/audit/legal-hold', action: 'audit:legal-hold', payload: { enabled: true, reason: 'intrusion' } },
     { method: 'GET', url: '/v1/audit/proof/inclusion?index=0', documented: '/v1/audit/proof/inclusion', action: 'audit:proof' },
     { method: 'GET', url: '/v1/audit/proof/consistency?from=1', documented: '/v1/audit/proof/consistency', action: 'audit:proof' },
   ];

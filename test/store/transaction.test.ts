@@ -24,7 +24,7 @@ import { freshDatabase } from '../support/fresh-database.js';
 const SCHEMA = {
   tenants: ['name', 'trust_domain', 'created_at'],
   tokens: ['accessor', 'tenant', 'secret_hash', 'policies', 'display_name', 'created_by', 'created_at', 'expires_at', 'revoked_at'],
-  audit_events: ['id', 'tenant', 'recorded_at', 'payload', 'leaf_index', 'leaf_hash', 'event_time', 'principal_id', 'action', 'resource', 'outcome'],
+  audit_events: ['id', 'tenant', 'recorded_at', 'payload', 'leaf_index', 'leaf_hash', 'event_time', 'principal_id', 'action', 'resource', 'outcome', 'pruned_at'],
   audit_salt: ['id', 'ciphertext', 'created_at'],
   audit_subject_keys: ['key_id', 'tenant', 'subject_ref', 'sealed_key', 'created_at', 'erased_at'],
   audit_tree: ['id', 'size', 'frontier', 'root_hash', 'updated_at'],
@@ -37,6 +37,7 @@ const SCHEMA = {
   pki_certificates: ['serial_number', 'tenant', 'spiffe_id', 'issuer', 'not_before', 'not_after', 'certificate_pem', 'issued_at', 'revoked_at', 'revocation_reason'],
   pki_crl_state: ['issuer', 'crl_number', 'revision', 'updated_at'],
   audit_sink_cursors: ['name', 'next_leaf_index', 'updated_at'],
+  audit_legal_hold: ['id', 'enabled', 'reason', 'since', 'updated_at'],
 } as const satisfies { readonly [T in keyof Database]: readonly (keyof Database[T])[] };
 
 type UnlistedColumns = { [T in keyof Database]: Exclude<keyof Database[T], (typeof SCHEMA)[T][number]> }[keyof Database];

@@ -96,6 +96,7 @@ export function printReport(cli: Cli, flags: ClientFlags, report: VerifyReport):
     cli.out.json({
       ok: report.ok,
       entries_checked: report.entriesChecked,
+      entries_pruned: report.entriesPruned,
       checkpoints_checked: report.checkpointsChecked,
       tiles_checked: report.tilesChecked,
       latest: report.latest ? { size: report.latest.size, root_hash: Buffer.from(report.latest.rootHash).toString('base64') } : null,
@@ -108,6 +109,7 @@ export function printReport(cli: Cli, flags: ClientFlags, report: VerifyReport):
   cli.out.fields([
     ['result', report.ok ? 'ok' : 'FAILED'],
     ['entries_checked', String(report.entriesChecked)],
+    ['entries_pruned', String(report.entriesPruned)],
     ['checkpoints_checked', String(report.checkpointsChecked)],
     ['tiles_checked', String(report.tilesChecked)],
     ['latest_size', report.latest ? String(report.latest.size) : '-'],
@@ -144,7 +146,8 @@ export function tlogFetcher(conn: Connection): TlogFetcher {
         res.on('end', () => {
           const body = Buffer.concat(chunks);
           if (res.statusCode === 200) return resolve(new Uint8Array(body));
-          reject(new Error(`GET ${url.pathname} answered ${res.statusCode}: ${body.toString('utf8').slice(0, 300)}`));
+          // The status travels with the error: tlogSource reads 410 on a bundle as "pruned".
+          reject(Object.assign(new Error(`GET ${url.pathname} answered ${res.statusCode}: ${body.toString('utf8').slice(0, 300)}`), { status: res.statusCode }));
         });
       });
       req.setTimeout(30_000, () => req.destroy(new Error(`GET ${url.pathname} timed out`)));

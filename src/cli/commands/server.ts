@@ -12,11 +12,13 @@ interface ServerFlags {
   bodyLimit?: string;
   advertiseAddr?: string;
   pkiMaxTtl?: string;
+  auditRetention?: string;
 }
 
 /**
  * Adds `rampart server [--config <file>] [--data-dir <dir>] [--listen <host:port>]
- * [--database-url <url>] [--body-limit <bytes>] [--advertise-addr <url>] [--pki-max-ttl <duration>]` to `program`.
+ * [--database-url <url>] [--body-limit <bytes>] [--advertise-addr <url>] [--pki-max-ttl <duration>]
+ * [--audit-retention <duration>]` to `program`.
  *
  * @example
  * ```ts
@@ -34,6 +36,7 @@ export function registerServer(program: Command): void {
     .option('--body-limit <bytes>', 'largest accepted request body')
     .option('--advertise-addr <url>', 'externally reachable base URL, put into SVIDs for CRL and OCSP (default https://<listen>)')
     .option('--pki-max-ttl <duration>', 'longest TTL of a signed certificate (default 24h)')
+    .option('--audit-retention <duration>', 'prune audit payloads older than this, e.g. 2160h (default none: keep forever)')
     .action(async (flags: ServerFlags) => {
       const { runServer } = await import('../../server/main.js');
       await runServer({
@@ -44,6 +47,7 @@ export function registerServer(program: Command): void {
         bodyLimit: flags.bodyLimit,
         advertiseAddr: flags.advertiseAddr,
         pkiMaxTtl: flags.pkiMaxTtl,
+        auditRetention: flags.auditRetention,
       });
     });
 }

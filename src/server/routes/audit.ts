@@ -1,13 +1,22 @@
 import { type Static, Type } from '@sinclair/typebox';
 import type { FastifyPluginAsync } from 'fastify';
 import { parseEventFilter } from '../../audit/query.js';
+import type { LegalHold } from '../../audit/retention-store.js';
 import type { SealedSubject } from '../../audit/subjects.js';
-import { RequestError } from '../../core/errors.js';
+import type { EntityRef } from '../../audit/event.js';
+import { AuthzError, RequestError } from '../../core/errors.js';
+import { DEFAULT_TENANT } from '../../core/ids.js';
 import type { Runtime } from '../../runtime.js';
 import { PageQuery, errorResponses, pageOf } from './schemas.js';
 
 const EventPage = Type.Object({
-  items: Type.Array(Type.Object({ leaf_index: Type.Union([Type.Integer(), Type.Null()]), event: Type.Unknown() })),
+  items: Type.Array(
+    Type.Object({
+      leaf_index: Type.Union([Type.Integer(), Type.Null()]),
+      event: Type.Unknown({ description: 'the event; null once retention pruned it' }),
+      pruned: Type.Optional(Type.Literal(true, { description: 'present (true) only when retention pruned the event: `event` is null, the leaf and its proofs remain' })),
+    }),
+  ),
   next_cursor: Type.Union([Type.String(), Type.Null()], { description: 'the next page; null on the last page' }),
   resume_cursor: Type.String({ description: 'where to continue later for events written after this page (what `audit tail -f` polls with)' }),
 });
@@ -28,6 +37,25 @@ const EventQuery = Type.Composite(
 );
 
 const HashBody = Type.Object({ input: Type.String({ maxLength: 65536 }) }, { additionalProperties: false });
+const LegalHoldBody = Type.Object(
+  {
+    enabled: Type.Boolean({ description: 'true places the hold (pruning stops), false releases it' }),
+    reason: Type.String({ minLength: 1, maxLength: 1024, description: 'why: a case number, a ticket' }),
+  },
+  { additionalProperties: false },
+);
+const LegalHoldAnswer = Type.Object({
+  enabled: Type.Boolean(),
+  reason: Type.String(),
+  since: Type.Union([Type.String({ description: 'RFC 3339 time the hold in force was placed' }), Type.Null()]),
+});
+
+/** The legal hold covers every tenant's events, so only the operator tenant may be addressed. */
+function operatorHoldResource(_params: Record<string, string>, tenant: string): EntityRef {
+  if (tenant !== DEFAULT_TENANT) throw new AuthzError('authz.denied', 'access denied');
+  return { type: 'Rampart::Collection', id: 'audit-log' };
+}
+
 const EraseBody = Type.Object({ subject: Type.String({ minLength: 1, maxLength: 1024 }) }, { additionalProperties: false });
 
 /**
@@ -52,6 +80,12 @@ export const auditRoutes =
         const result = await runtime.stores.audit.listEvents(tenant, after, limit, filter);
         const items = [];
         for (const e of result.items) {
+          // A pruned event is listed, not skipped: its leaf index still has an inclusion proof,
+          // and a reader can tell "pruned by retention" from "never happened".
+          if (e.prunedAt !== null) {
+            items.push({ leaf_index: e.leafIndex, event: null, pruned: true as const });
+            continue;
+          }
           const event = JSON.parse(e.payload) as { subject?: SealedSubject };
           // The stored bytes stay as they are (they are the Merkle leaf); readers get the subject
           // section opened, or marked erased once its key was destroyed.
@@ -87,6 +121,35 @@ export const auditRoutes =
       },
     );
 
+    app.get(
+      '/v1/audit/legal-hold',
+      {
+        config: { authz: { action: 'audit:legal-hold', resource: operatorHoldResource } },
+        schema: { summary: 'Whether a legal hold stops audit retention from pruning', response: { 200: LegalHoldAnswer, ...errorResponses } },
+      },
+      async () => holdAnswer(await runtime.stores.legalHold.get()),
+    );
+
+    app.post<{ Body: Static<typeof LegalHoldBody> }>(
+      '/v1/audit/legal-hold',
+      {
+        config: { authz: { action: 'audit:legal-hold', resource: operatorHoldResource } },
+        schema: {
+          summary: 'Place or release the legal hold: while it is on, no audit payload is pruned',
+          body: LegalHoldBody,
+          response: { 200: LegalHoldAnswer, ...errorResponses },
+        },
+      },
+      async (req) => {
+        const { enabled, reason } = req.body;
+        const hold = await req.rampart.transact(200, async (s) => {
+          const h = await s.legalHold.set(enabled, reason, runtime.clock.now().toISOString());
+          return { result: h, details: { enabled: h.enabled, reason: h.reason, since: h.since ?? null } };
+        });
+        return holdAnswer(hold);
+      },
+    );
+
     app.post<{ Body: Static<typeof HashBody> }>(
       '/v1/audit/hash',
       {
@@ -100,3 +163,7 @@ export const auditRoutes =
       async (req) => ({ hash: runtime.auditHasher.hash(req.body.input) }),
     );
   };
+
+function holdAnswer(h: LegalHold): Static<typeof LegalHoldAnswer> {
+  return { enabled: h.enabled, reason: h.reason, since: h.since ?? null };
+}

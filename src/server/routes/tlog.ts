@@ -103,7 +103,10 @@ export const tlogRoutes =
       '/v1/audit/tlog/tile/*',
       {
         config: { authz: { action: 'audit:read-log', resource: operatorLogResource } },
-        schema: { summary: 'A hash tile or entry bundle (C2SP tlog-tiles)', response: { 200: Type.Unknown(), ...errorResponses } },
+        schema: {
+          summary: 'A hash tile or entry bundle (C2SP tlog-tiles)',
+          response: { 200: Type.Unknown(), ...errorResponses, 410: problemResponse('audit.entry_pruned: retention pruned an entry of this bundle; read the level-0 hash tile instead') },
+        },
       },
       async (req, reply) => {
         const ref = parseTilePath(req.params['*']);
@@ -121,6 +124,14 @@ export const tlogRoutes =
       const rows = await runtime.stores.audit.leafEntries(start, start + width);
       if (rows.length !== width || rows.some((r, i) => r.leafIndex !== start + i)) {
         throw new AuditError('audit.log_inconsistent', `entries of bundle ${index} are missing from the store`, { details: { index, width, found: rows.length } });
+      }
+      // A bundle is all of its entries or nothing: an empty entry would be read as a real one.
+      // Hash tiles stay served, so verifiers fall back to the leaf hashes for this range.
+      const pruned = rows.filter((r) => r.prunedAt !== null).map((r) => r.leafIndex);
+      if (pruned.length > 0) {
+        throw new AuditError('audit.entry_pruned', `retention pruned ${pruned.length} entries of bundle ${index}; its level-0 hash tile is still served`, {
+          details: { index, width, first_pruned: pruned[0], pruned: pruned.length },
+        });
       }
       return encodeEntryBundle(rows.map((r) => new Uint8Array(Buffer.from(r.payload, 'utf8'))));
     }
