@@ -1,16 +1,15 @@
 import 'reflect-metadata';
-import { randomBytes } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Agent } from 'node:https';
 import Fastify, { type FastifyInstance } from 'fastify';
-import pg from 'pg';
 import { redactUrl, resolveServerConfig } from '../src/core/config.js';
 import { createLogger } from '../src/core/logger.js';
 import { type Runtime, startRuntime } from '../src/runtime.js';
 import { buildApp } from '../src/server/app.js';
 import { type LoadResult, type LoadTarget, keepAliveAgent, percentile, runLoad, send } from './load.js';
+import { createThrowawayDatabase } from '../test/support/throwaway-database.js';
 
 /**
  * The request-path benchmark: what authentication + authorization + a durable audit event cost
@@ -76,7 +75,7 @@ interface Server {
 /** The real server, exactly as `rampart server` builds it, on a fresh data dir and 127.0.0.1:0. */
 async function startServer(store: 'sqlite' | 'postgres'): Promise<Server> {
   const dataDir = mkdtempSync(join(tmpdir(), 'rampart-bench-'));
-  const created = store === 'postgres' ? await createPgDatabase(pgAdminUrl!) : undefined;
+  const created = store === 'postgres' ? await createThrowawayDatabase(pgAdminUrl!, 'rampart_bench') : undefined;
   try {
     const config = resolveServerConfig({ dataDir, listen: '127.0.0.1:0', databaseUrl: created?.url, logLevel: 'silent' }, {});
     const runtime = await startRuntime(config, { logger: createLogger({ level: 'silent' }) });
@@ -105,31 +104,6 @@ async function startServer(store: 'sqlite' | 'postgres'): Promise<Server> {
   }
 }
 
-/** A throwaway PostgreSQL database, as test/support/databases.ts makes them; dropped afterwards. */
-async function createPgDatabase(adminUrl: string): Promise<{ url: string; drop(): Promise<void> }> {
-  const name = `rampart_bench_${randomBytes(6).toString('hex')}`;
-  const admin = new pg.Client({ connectionString: adminUrl });
-  await admin.connect();
-  try {
-    await admin.query(`create database ${name}`);
-  } finally {
-    await admin.end();
-  }
-  const url = new URL(adminUrl);
-  url.pathname = `/${name}`;
-  return {
-    url: url.toString(),
-    async drop() {
-      const c = new pg.Client({ connectionString: adminUrl });
-      await c.connect();
-      try {
-        await c.query(`drop database if exists ${name} with (force)`);
-      } finally {
-        await c.end();
-      }
-    },
-  };
-}
 
 /** A bare Fastify 5 HTTPS server with the same TLS setup, answering `body` on GET /bare. */
 async function startBare(runtime: Runtime, body: unknown): Promise<{ base: string; agent: Agent; close(): Promise<void> }> {

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import fc from 'fast-check';
 import { sql } from 'kysely';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { AUDIT_SCHEMA_VERSION, type AuditEvent, serializeEvent } from '../../src/audit/event.js';
+import { type AuditEvent, serializeEvent } from '../../src/audit/event.js';
 import { AuditLog } from '../../src/audit/log.js';
 import { leafHash, rootFromLeafHashes } from '../../src/audit/merkle.js';
 import type { StoredAuditEvent } from '../../src/audit/store.js';
@@ -15,6 +15,7 @@ import { SqlAuditStore } from '../../src/store/audit-store.js';
 import { openDatabase, type StoreDatabase } from '../../src/store/database.js';
 import { TEST_DATABASES, type TestDatabase } from '../support/databases.js';
 import { freshDatabase } from '../support/fresh-database.js';
+import { testEvent } from '../support/audit-event.js';
 
 /**
  * Contract suite for the AuditStore port (src/audit/store.ts), driven through the real AuditLog,
@@ -76,21 +77,16 @@ function referenceRoot(leaves: readonly string[]): string {
 // ---------------------------------------------------------------------------------------------
 
 function auditEvent(clock: ManualClock, tenant: string, seq: number, note = ''): AuditEvent {
-  return {
-    schema_version: AUDIT_SCHEMA_VERSION,
+  return testEvent(seq, {
     time: clock.now().toISOString(),
     tenant,
     request_id: `req-${tenant}-${seq}`,
-    source_ip: '192.0.2.1',
     principal: { type: 'User', id: 'alice', tenant, auth_method: 'token' },
-    action: 'tenant:read',
     resource: { type: 'Tenant', id: tenant },
-    outcome: 'success',
     authorization: { decision: 'allow', policies: ['tenant-admin'], policy_version: 1 },
-    error_code: null,
     http: { method: 'GET', route: '/v1/tenants/:name', status: 200 },
     details: { seq, note },
-  };
+  });
 }
 
 const requestIdOf = (payload: string): string => (JSON.parse(payload) as AuditEvent).request_id;

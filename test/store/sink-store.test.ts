@@ -1,11 +1,12 @@
 import { describe, expect, it } from 'vitest';
-import { AUDIT_SCHEMA_VERSION, type AuditEvent } from '../../src/audit/event.js';
+import type { AuditEvent } from '../../src/audit/event.js';
 import { AuditLog } from '../../src/audit/log.js';
 import { ManualClock } from '../../src/core/clock.js';
 import { SqlAuditStore } from '../../src/store/audit-store.js';
 import { SqlSinkStore } from '../../src/store/sink-store.js';
 import { TEST_DATABASES } from '../support/databases.js';
 import { freshDatabase } from '../support/fresh-database.js';
+import { testEvent } from '../support/audit-event.js';
 
 /**
  * Contract suite for the SinkStore port (src/audit/sink-store.ts) against every store in
@@ -14,21 +15,10 @@ import { freshDatabase } from '../support/fresh-database.js';
  */
 
 function event(seq: number): AuditEvent {
-  return {
-    schema_version: AUDIT_SCHEMA_VERSION,
-    time: new Date(Date.UTC(2026, 0, 1, 0, 0, seq)).toISOString(),
+  return testEvent(seq, {
     tenant: seq % 2 ? 'acme' : 'globex',
-    request_id: `req-${seq}`,
-    source_ip: '192.0.2.1',
-    principal: null,
-    action: 'tenant:read',
-    resource: null,
-    outcome: 'success',
-    authorization: null,
-    error_code: null,
-    http: null,
     details: { note: seq % 3 ? 'plain' : 'ünï€😀 "quoted" \\ ]' },
-  };
+  });
 }
 
 describe.each(TEST_DATABASES)('SinkStore on $name', (target) => {

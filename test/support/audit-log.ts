@@ -2,7 +2,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Checkpointer, type KeySealer } from '../../src/audit/checkpointer.js';
-import { AUDIT_SCHEMA_VERSION, type AuditEvent } from '../../src/audit/event.js';
+import type { AuditEvent } from '../../src/audit/event.js';
 import { AuditLog } from '../../src/audit/log.js';
 import { leafHash, toHex } from '../../src/audit/merkle.js';
 import { type NoteVerifier, parseVerifierKey } from '../../src/audit/note.js';
@@ -12,6 +12,7 @@ import { SqlAuditStore } from '../../src/store/audit-store.js';
 import { SqlCheckpointStore } from '../../src/store/checkpoint-store.js';
 import { type StoreDatabase, openDatabase } from '../../src/store/database.js';
 import type { TestDatabase } from './databases.js';
+import { testEvent } from './audit-event.js';
 
 /**
  * A real audit log (AuditLog + Checkpointer over the SQL stores) in a fresh database, with the
@@ -44,20 +45,13 @@ const plainSealer: KeySealer = {
 let seq = 0;
 function event(clock: ManualClock): AuditEvent {
   seq++;
-  return {
-    schema_version: AUDIT_SCHEMA_VERSION,
+  return testEvent(seq, {
     time: clock.now().toISOString(),
     tenant: seq % 2 === 0 ? 'default' : 'acme',
-    request_id: `req-${seq}`,
     source_ip: '127.0.0.1',
-    principal: null,
     action: 'token:lookup',
-    resource: null,
-    outcome: 'success',
-    authorization: null,
-    error_code: null,
     http: { method: 'GET', route: '/v1/tokens/self', status: 200 },
-  };
+  });
 }
 
 export async function openLogFixture(target: TestDatabase): Promise<LogFixture> {

@@ -1,5 +1,4 @@
-import { randomBytes } from 'node:crypto';
-import pg from 'pg';
+import { createThrowawayDatabase } from './throwaway-database.js';
 
 /**
  * The stores every store-level suite runs against. SQLite always; PostgreSQL when
@@ -33,30 +32,7 @@ const sqlite: TestDatabase = {
 
 const postgres = (adminUrl: string): TestDatabase => ({
   name: 'postgres',
-  async create() {
-    const dbName = `rampart_test_${randomBytes(6).toString('hex')}`;
-    const admin = new pg.Client({ connectionString: adminUrl });
-    await admin.connect();
-    try {
-      await admin.query(`create database ${dbName}`);
-    } finally {
-      await admin.end();
-    }
-    const url = new URL(adminUrl);
-    url.pathname = `/${dbName}`;
-    return {
-      url: url.toString(),
-      async drop() {
-        const c = new pg.Client({ connectionString: adminUrl });
-        await c.connect();
-        try {
-          await c.query(`drop database if exists ${dbName} with (force)`);
-        } finally {
-          await c.end();
-        }
-      },
-    };
-  },
+  create: () => createThrowawayDatabase(adminUrl),
 });
 
 export const TEST_DATABASES: readonly TestDatabase[] = PG_URL ? [sqlite, postgres(PG_URL)] : [sqlite];

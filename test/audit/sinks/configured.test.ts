@@ -2,7 +2,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'no
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { AUDIT_SCHEMA_VERSION, type AuditEvent } from '../../../src/audit/event.js';
+import type { AuditEvent } from '../../../src/audit/event.js';
 import { createConfiguredSinks } from '../../../src/audit/sinks/configured.js';
 import { JsonlFileSink } from '../../../src/audit/sinks/jsonl-file.js';
 import { SyslogSink } from '../../../src/audit/sinks/syslog.js';
@@ -11,6 +11,7 @@ import { ManualClock } from '../../../src/core/clock.js';
 import { resolveServerConfig } from '../../../src/core/config.js';
 import { createLogger } from '../../../src/core/logger.js';
 import { type Runtime, startRuntime } from '../../../src/runtime.js';
+import { testEvent } from '../../support/audit-event.js';
 
 describe('configured audit sinks', () => {
   let dir: string;
@@ -93,18 +94,5 @@ describe('the runtime streams the audit log to configured sinks', () => {
 });
 
 function event(clock: ManualClock, seq: number): AuditEvent {
-  return {
-    schema_version: AUDIT_SCHEMA_VERSION,
-    time: clock.now().toISOString(),
-    tenant: 'default',
-    request_id: `req-${seq}`,
-    source_ip: '192.0.2.1',
-    principal: null,
-    action: 'tenant:read',
-    resource: null,
-    outcome: 'success',
-    authorization: null,
-    error_code: null,
-    http: null,
-  };
+  return testEvent(seq, { time: clock.now().toISOString() });
 }

@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { AUDIT_SCHEMA_VERSION, type AuditEvent } from '../../../src/audit/event.js';
+import type { AuditEvent } from '../../../src/audit/event.js';
 import { AuditLog } from '../../../src/audit/log.js';
 import { type SinkStatus, SinkDispatcher, backoffDelay } from '../../../src/audit/sink.js';
 import { ManualClock } from '../../../src/core/clock.js';
@@ -9,6 +9,7 @@ import { SqlSinkStore } from '../../../src/store/sink-store.js';
 import { ManualTimers, MemorySinkStore, RecordingSink } from '../../support/audit-sinks.js';
 import { TEST_DATABASES } from '../../support/databases.js';
 import { freshDatabase } from '../../support/fresh-database.js';
+import { testEvent } from '../../support/audit-event.js';
 
 const range = (from: number, to: number): number[] => Array.from({ length: to - from }, (_, i) => from + i);
 
@@ -263,20 +264,7 @@ async function waitFor(done: () => boolean): Promise<void> {
 }
 
 function auditEvent(seq: number): AuditEvent {
-  return {
-    schema_version: AUDIT_SCHEMA_VERSION,
-    time: new Date(Date.UTC(2026, 0, 1, 0, 0, seq)).toISOString(),
-    tenant: 'acme',
-    request_id: `req-${seq}`,
-    source_ip: '192.0.2.1',
-    principal: null,
-    action: 'tenant:read',
-    resource: null,
-    outcome: seq % 4 === 0 ? 'denied' : 'success',
-    authorization: null,
-    error_code: null,
-    http: null,
-  };
+  return testEvent(seq, { tenant: 'acme', outcome: seq % 4 === 0 ? 'denied' : 'success' });
 }
 
 describe.each(TEST_DATABASES)('SinkDispatcher over the SQL store on $name', (target) => {
