@@ -3,6 +3,7 @@ import * as cedar from '@cedar-policy/cedar-wasm/nodejs';
 import { CedarWasmEvaluator } from '../src/authz/cedar-wasm-evaluator.js';
 import type { EntityJson, EvaluationRequest } from '../src/authz/evaluator.js';
 import { percentile } from './load.js';
+import { emitter, note, positiveNumber, round } from './report.js';
 
 /**
  * The application-policy evaluator benchmark: decisions per second and per-decision latency of
@@ -21,17 +22,7 @@ const sizes = (process.env.BENCH_POLICIES ?? '10,1000,10000').split(',').map(Num
 /** Each case runs at least this many decisions, however slow, so p99 means something. */
 const MIN_DECISIONS = 20;
 
-function positiveNumber(name: string, fallback: number): number {
-  const raw = process.env[name];
-  if (raw === undefined || raw === '') return fallback;
-  const n = Number(raw);
-  if (!Number.isFinite(n) || n <= 0) throw new Error(`${name} must be a positive number (got "${raw}")`);
-  return n;
-}
-
-const note = (text: string): void => void process.stderr.write(`${text}\n`);
-const emit = (line: Record<string, unknown>): void => void process.stdout.write(`${JSON.stringify({ bench: BENCH, ...line })}\n`);
-const round = (n: number, digits: number): number => (Number.isFinite(n) ? Number(n.toFixed(digits)) : n);
+const emit = emitter(BENCH);
 
 type Shape = 'rbac' | 'abac';
 

@@ -14,6 +14,7 @@ import { signSvidFromCsr } from '../src/pki/svid-signing.js';
 import { startRuntime } from '../src/runtime.js';
 import { buildApp } from '../src/server/app.js';
 import { type LoadTarget, keepAliveAgent, percentile, runLoad } from './load.js';
+import { emitter, note, positiveNumber, round } from './report.js';
 
 /**
  * The PKI benchmark: CSR → SVID per second in-process (CSR check and signing alone, then with the
@@ -31,17 +32,7 @@ const seconds = positiveNumber('BENCH_SECONDS', 5);
 const concurrency = Math.round(positiveNumber('BENCH_CONCURRENCY', 16));
 const crlEntries = Math.round(positiveNumber('BENCH_CRL_ENTRIES', 100_000));
 
-function positiveNumber(name: string, fallback: number): number {
-  const raw = process.env[name];
-  if (raw === undefined || raw === '') return fallback;
-  const n = Number(raw);
-  if (!Number.isFinite(n) || n <= 0) throw new Error(`${name} must be a positive number (got "${raw}")`);
-  return n;
-}
-
-const note = (text: string): void => void process.stderr.write(`${text}\n`);
-const emit = (line: Record<string, unknown>): void => void process.stdout.write(`${JSON.stringify({ bench: BENCH, ...line })}\n`);
-const round = (n: number, digits: number): number => (Number.isFinite(n) ? Number(n.toFixed(digits)) : n);
+const emit = emitter(BENCH);
 
 function emitRate(name: string, count: number, elapsedMs: number, latencies: Float64Array, errors: number): void {
   const sorted = latencies.slice().sort();

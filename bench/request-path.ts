@@ -10,6 +10,7 @@ import { type Runtime, startRuntime } from '../src/runtime.js';
 import { buildApp } from '../src/server/app.js';
 import { type LoadResult, type LoadTarget, keepAliveAgent, percentile, runLoad, send } from './load.js';
 import { createThrowawayDatabase } from '../test/support/throwaway-database.js';
+import { emitter, note, positiveNumber, round } from './report.js';
 
 /**
  * The request-path benchmark: what authentication + authorization + a durable audit event cost
@@ -29,20 +30,10 @@ const concurrency = Math.round(positiveNumber('BENCH_CONCURRENCY', 32));
 const warmupSeconds = positiveNumber('BENCH_WARMUP_SECONDS', 1);
 const pgAdminUrl = process.env.RAMPART_BENCH_DATABASE_URL || undefined;
 
-function positiveNumber(name: string, fallback: number): number {
-  const raw = process.env[name];
-  if (raw === undefined || raw === '') return fallback;
-  const n = Number(raw);
-  if (!Number.isFinite(n) || n <= 0) throw new Error(`${name} must be a positive number (got "${raw}")`);
-  return n;
-}
-
 /** Cases whose audit row count did not match the requests sent; such a run is not valid. */
 let auditMismatches = 0;
 
-const note = (text: string): void => void process.stderr.write(`${text}\n`);
-const emit = (line: Record<string, unknown>): void => void process.stdout.write(`${JSON.stringify({ bench: BENCH, ...line })}\n`);
-const round = (n: number, digits: number): number => (Number.isFinite(n) ? Number(n.toFixed(digits)) : n);
+const emit = emitter(BENCH);
 
 /** The TLS options of src/server/main.ts, used for both servers so they differ only in the path. */
 function httpsOptions(runtime: Runtime) {
