@@ -1,5 +1,7 @@
 import 'reflect-metadata';
 import * as x509 from '@peculiar/x509';
+import type { Clock } from '../../src/core/clock.js';
+import { chainPem, createRootCa, issueServerCertificate } from '../../src/pki/ca.js';
 import { type CryptoKeyPair, exportPrivateKeyPkcs8Pem, generateKeyPair } from '../../src/pki/keys.js';
 
 export interface TestCsr {
@@ -44,5 +46,29 @@ export function svidShape(pem: string) {
     eku: eku?.usages,
     crlUrls: crlDp?.distributionPoints.flatMap((dp) => dp.distributionPoint?.fullName?.map((n) => n.uniformResourceIdentifier) ?? []) ?? [],
     ocspUrls: aia?.ocsp.map((n) => n.value) ?? [],
+  };
+}
+
+/**
+ * A TLS identity for a throwaway test server on 127.0.0.1/localhost: its CA bundle, an
+ * unrelated CA bundle (to check that clients refuse it), and the server's chain and key.
+ */
+export async function testServerTls(name: string, clock: Clock): Promise<{ caPem: string; otherCaPem: string; certPem: string; keyPem: string }> {
+  const root = await createRootCa({ commonName: `${name} test root`, clock });
+  const other = await createRootCa({ commonName: 'unrelated root', clock });
+  const keys = await generateKeyPair('ecdsa-p256');
+  const leaf = await issueServerCertificate(root, {
+    publicKey: keys.publicKey,
+    dnsNames: ['localhost'],
+    ipAddresses: ['127.0.0.1'],
+    commonName: name,
+    clock,
+    ttlMs: 86_400_000,
+  });
+  return {
+    caPem: chainPem(root.certificate),
+    otherCaPem: chainPem(other.certificate),
+    certPem: chainPem(leaf),
+    keyPem: await exportPrivateKeyPkcs8Pem(keys.privateKey),
   };
 }

@@ -14,9 +14,8 @@ import {
   unescapeSdParam,
 } from '../../../src/audit/sinks/syslog.js';
 import { ManualClock } from '../../../src/core/clock.js';
-import { chainPem, createRootCa, issueServerCertificate } from '../../../src/pki/ca.js';
-import { exportPrivateKeyPkcs8Pem, generateKeyPair } from '../../../src/pki/keys.js';
 import { ManualTimers, MemorySinkStore } from '../../support/audit-sinks.js';
+import { testServerTls } from '../../support/pki.js';
 
 /**
  * The syslog sink against a local RFC 5425 receiver written here from the RFCs: frames are split
@@ -195,20 +194,10 @@ describe('SyslogSink over TLS', () => {
   let receiver: Receiver;
 
   beforeAll(async () => {
-    const root = await createRootCa({ commonName: 'syslog test root', clock });
-    const other = await createRootCa({ commonName: 'unrelated root', clock });
-    const keys = await generateKeyPair('ecdsa-p256');
-    const leaf = await issueServerCertificate(root, {
-      publicKey: keys.publicKey,
-      dnsNames: ['localhost'],
-      ipAddresses: ['127.0.0.1'],
-      commonName: 'syslog receiver',
-      clock,
-      ttlMs: 86_400_000,
-    });
-    caPem = chainPem(root.certificate);
-    otherCaPem = chainPem(other.certificate);
-    receiver = await startReceiver(chainPem(leaf), await exportPrivateKeyPkcs8Pem(keys.privateKey));
+    const tls = await testServerTls('syslog receiver', clock);
+    caPem = tls.caPem;
+    otherCaPem = tls.otherCaPem;
+    receiver = await startReceiver(tls.certPem, tls.keyPem);
   });
   afterAll(async () => {
     await receiver?.close();

@@ -7,9 +7,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type DeliveredEvent, SinkDispatcher } from '../../../src/audit/sink.js';
 import { WebhookSink, webhookBody } from '../../../src/audit/sinks/webhook.js';
 import { ManualClock } from '../../../src/core/clock.js';
-import { chainPem, createRootCa, issueServerCertificate } from '../../../src/pki/ca.js';
-import { exportPrivateKeyPkcs8Pem, generateKeyPair } from '../../../src/pki/keys.js';
 import { ManualTimers, MemorySinkStore } from '../../support/audit-sinks.js';
+import { testServerTls } from '../../support/pki.js';
 
 interface Received {
   readonly headers: IncomingMessage['headers'];
@@ -40,20 +39,10 @@ describe('WebhookSink', () => {
   let answers: Array<number | 'hang'> = [];
 
   beforeAll(async () => {
-    const root = await createRootCa({ commonName: 'webhook test root', clock });
-    const other = await createRootCa({ commonName: 'unrelated root', clock });
-    const keys = await generateKeyPair('ecdsa-p256');
-    const leaf = await issueServerCertificate(root, {
-      publicKey: keys.publicKey,
-      dnsNames: ['localhost'],
-      ipAddresses: ['127.0.0.1'],
-      commonName: 'webhook receiver',
-      clock,
-      ttlMs: 86_400_000,
-    });
-    caPem = chainPem(root.certificate);
-    otherCaPem = chainPem(other.certificate);
-    server = createServer({ cert: chainPem(leaf), key: await exportPrivateKeyPkcs8Pem(keys.privateKey) }, (req: IncomingMessage, res: ServerResponse) => {
+    const tls = await testServerTls('webhook receiver', clock);
+    caPem = tls.caPem;
+    otherCaPem = tls.otherCaPem;
+    server = createServer({ cert: tls.certPem, key: tls.keyPem }, (req: IncomingMessage, res: ServerResponse) => {
       const chunks: Buffer[] = [];
       req.on('data', (c: Buffer) => chunks.push(c));
       req.on('end', () => {
