@@ -42,14 +42,24 @@ export async function authenticate(req: FastifyRequest, deps: AuthenticationDeps
     throw new AuthError('auth.client_cert_untrusted', `the client certificate does not chain to this control plane's CA (${String(socket.authorizationError ?? 'unknown')})`);
   }
   // A revoked certificate is refused whatever else comes with it, like a foreign one.
-  if (hasClientCert && peer) await refuseRevoked(new x509.X509Certificate(peer.raw), deps.certificates);
+  const cert = hasClientCert && peer ? parseClientCertificate(peer.raw) : undefined;
+  if (cert) await refuseRevoked(cert, deps.certificates);
   const token = bearerToken(req);
   if (token !== undefined) {
     const { principal, record } = await authenticateToken(deps.tokens, deps.clock, token);
     return { principal, token: record };
   }
-  if (hasClientCert && peer) return { principal: await workloadPrincipal(peer.raw, deps) };
+  if (cert) return { principal: await workloadPrincipal(cert, deps) };
   throw new AuthError('auth.missing_credentials', 'present a bearer token (Authorization: Bearer or X-Vault-Token) or a client certificate');
+}
+
+/** The chain already verified; a certificate our parser cannot read still carries no identity. */
+function parseClientCertificate(raw: Buffer): x509.X509Certificate {
+  try {
+    return new x509.X509Certificate(raw);
+  } catch (err) {
+    throw new AuthError('auth.client_cert_invalid', 'the client certificate cannot be parsed', { cause: err });
+  }
 }
 
 function bearerToken(req: FastifyRequest): string | undefined {
@@ -64,10 +74,9 @@ function bearerToken(req: FastifyRequest): string | undefined {
   return undefined;
 }
 
-async function workloadPrincipal(raw: Buffer, deps: AuthenticationDeps): Promise<Principal> {
+async function workloadPrincipal(cert: x509.X509Certificate, deps: AuthenticationDeps): Promise<Principal> {
   let spiffeId: string;
   try {
-    const cert = new x509.X509Certificate(raw);
     const eku = cert.getExtension(x509.ExtendedKeyUsageExtension);
     if (eku && !eku.usages.includes(x509.ExtendedKeyUsage.clientAuth)) {
       throw new AuthError('auth.client_cert_invalid', 'the client certificate is not valid for client authentication');
