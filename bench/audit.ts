@@ -2,7 +2,8 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { sql } from 'kysely';
-import { Checkpointer, type KeySealer } from '../src/audit/checkpointer.js';
+import { Checkpointer } from '../src/audit/checkpointer.js';
+import type { Sealer } from '../src/core/sealer.js';
 import { AUDIT_SCHEMA_VERSION, type AuditEvent } from '../src/audit/event.js';
 import { AuditLog } from '../src/audit/log.js';
 import { parseVerifierKey } from '../src/audit/note.js';
@@ -32,7 +33,7 @@ const largeLeaves = Number(process.env.BENCH_AUDIT_LEAVES ?? 1_000_000);
 const emit = (metric: string, value: number, unit: string, extra: Record<string, unknown> = {}): void =>
   void process.stdout.write(`${JSON.stringify({ bench: BENCH, ...extra, metric, value: Math.round(value * 1000) / 1000, unit })}\n`);
 
-const sealer: KeySealer = { encrypt: (_t, _i, p) => Buffer.from(p).toString('base64'), decrypt: (_t, _i, c) => Buffer.from(c, 'base64') };
+const sealer: Sealer = { encrypt: (_t, _i, p) => Buffer.from(p).toString('base64'), decrypt: (_t, _i, c) => Buffer.from(c, 'base64') };
 
 function percentile(sorted: number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? 0;

@@ -21,17 +21,12 @@ import { signCheckpoint } from './checkpoint.js';
 import { CompactRange, leafHash, toHex } from './merkle.js';
 import { type NoteSigner, generateNoteKey, signerFromPkcs8 } from './note.js';
 import type { AuditStore, CheckpointStore, StoredCheckpoint } from './store.js';
-
-/** Seals the log's private key at rest; the secrets barrier implements it. */
-export interface KeySealer {
-  encrypt(tenant: string, recordId: string, plaintext: Uint8Array): string;
-  decrypt(tenant: string, recordId: string, ciphertext: string): Uint8Array;
-}
+import type { Sealer } from '../core/sealer.js';
 
 export interface CheckpointerOptions {
   readonly checkpoints: CheckpointStore;
   readonly audit: AuditStore;
-  readonly sealer: KeySealer;
+  readonly sealer: Sealer;
   readonly clock: Clock;
   /** Origin of a new log (first start only); default `rampart.local/audit/<16 random hex>`. */
   readonly origin?: string;

@@ -6,12 +6,7 @@ import { randomId } from '../core/ids.js';
 import { type CertificateAuthority, createIntermediateCa, createRootCa } from './ca.js';
 import { exportPrivateKeyPkcs8Pem, importPrivateKeyPkcs8Pem, type KeyAlgorithm } from './keys.js';
 import type { CaRecord, CaStore } from './store.js';
-
-/** Seals and opens private keys; the barrier implements it. */
-export interface KeySealer {
-  encrypt(tenant: string, recordId: string, plaintext: Uint8Array): string;
-  decrypt(tenant: string, recordId: string, ciphertext: string): Uint8Array;
-}
+import type { Sealer } from '../core/sealer.js';
 
 export interface CaHierarchy {
   readonly roots: readonly x509.X509Certificate[];
@@ -27,7 +22,7 @@ const CA_TENANT = 'default';
  * Both keys are stored only as barrier ciphertext; the root's can later be exported and removed
  * so that only the intermediate stays online.
  */
-export async function ensureCaHierarchy(store: CaStore, sealer: KeySealer, clock: Clock): Promise<CaHierarchy> {
+export async function ensureCaHierarchy(store: CaStore, sealer: Sealer, clock: Clock): Promise<CaHierarchy> {
   let roots = await store.active('root');
   let intermediates = await store.active('intermediate');
   if (roots.length === 0) {
@@ -53,7 +48,7 @@ export async function ensureCaHierarchy(store: CaStore, sealer: KeySealer, clock
   };
 }
 
-async function recordFor(ca: CertificateAuthority, role: CaRecord['role'], sealer: KeySealer, clock: Clock): Promise<CaRecord> {
+async function recordFor(ca: CertificateAuthority, role: CaRecord['role'], sealer: Sealer, clock: Clock): Promise<CaRecord> {
   const id = `ca_${randomId()}`;
   const keyPem = await exportPrivateKeyPkcs8Pem(ca.privateKey);
   return {

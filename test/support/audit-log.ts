@@ -1,7 +1,8 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Checkpointer, type KeySealer } from '../../src/audit/checkpointer.js';
+import { Checkpointer } from '../../src/audit/checkpointer.js';
+import type { Sealer } from '../../src/core/sealer.js';
 import type { AuditEvent } from '../../src/audit/event.js';
 import { AuditLog } from '../../src/audit/log.js';
 import { leafHash, toHex } from '../../src/audit/merkle.js';
@@ -37,7 +38,7 @@ export interface LogFixture {
 }
 
 /** Stands in for the barrier; the real one is exercised through the runtime in test/server/tlog.test.ts. */
-const plainSealer: KeySealer = {
+const plainSealer: Sealer = {
   encrypt: (_t, _id, plaintext) => Buffer.from(plaintext).toString('base64'),
   decrypt: (_t, _id, ciphertext) => Buffer.from(ciphertext, 'base64'),
 };
