@@ -4,7 +4,8 @@ import swagger from '@fastify/swagger';
 import Fastify, { type FastifyInstance, type FastifyRequest, type FastifyServerOptions } from 'fastify';
 import { AUDIT_SCHEMA_VERSION, type AuditEvent, type AuditOutcome } from '../audit/event.js';
 import type { SealedSubject } from '../audit/subjects.js';
-import { RequestError, isRampartError } from '../core/errors.js';
+import { AuthzError, RequestError, isRampartError } from '../core/errors.js';
+import { DEFAULT_TENANT } from '../core/ids.js';
 import { VERSION } from '../core/version.js';
 import { requireTenant } from '../identity/tenants.js';
 import type { Runtime } from '../runtime.js';
@@ -84,7 +85,7 @@ export async function buildApp(runtime: Runtime, options: BuildAppOptions = {}):
     ctx.token = authenticated.token;
     const named = req.headers['x-rampart-tenant'];
     if (named !== undefined && typeof named !== 'string') throw new RequestError('request.invalid', 'X-Rampart-Tenant must appear once');
-    ctx.tenant = named === undefined || named === '' ? ctx.principal.tenant : (await requireTenant(runtime.stores.tenants, named)).name;
+    ctx.tenant = named === undefined || named === '' ? ctx.principal.tenant : await addressedTenant(runtime, ctx.principal.tenant, named);
     if (!config.authz) return; // the not-found handler: authenticated, nothing to authorize
     ctx.action = config.authz.action;
     ctx.resource = config.authz.resource(req.params as Record<string, string>, ctx.tenant);
@@ -136,6 +137,20 @@ export async function buildApp(runtime: Runtime, options: BuildAppOptions = {}):
   await app.register(tlogRoutes(runtime));
   await app.register(pkiRoutes(runtime));
   return app;
+}
+
+/**
+ * Resolves `X-Rampart-Tenant`. Only principals of the operator tenant, who may enter every
+ * tenant, learn that a name is unknown (404); anyone else gets the same 403 as for a tenant that
+ * exists but is not theirs, so tenant names cannot be probed.
+ */
+async function addressedTenant(runtime: Runtime, home: string, named: string): Promise<string> {
+  try {
+    return (await requireTenant(runtime.stores.tenants, named)).name;
+  } catch (err) {
+    if (home !== DEFAULT_TENANT && isRampartError(err) && err.code === 'tenant.unknown') throw new AuthzError('authz.denied', 'access denied');
+    throw err;
+  }
 }
 
 function newContext(req: FastifyRequest, runtime: Runtime): RequestContext {

@@ -207,6 +207,21 @@ describe.each(TEST_DATABASES)('tenant isolation ($name)', (database) => {
     expect((await s.runtime.stores.tokens.get(operatorAccessor))?.revokedAt).toBeNull();
   });
 
+  it('does not let the acme admin tell an unknown tenant from one it may not enter', async () => {
+    const ask = (tenant: string) => s.app.inject({ method: 'GET', url: '/v1/tokens/self', headers: { ...bearer(acmeAdmin), 'x-rampart-tenant': tenant } });
+    const [existing, unknown] = [await ask('default'), await ask('no-such-tenant')];
+    const shape = (res: LightMyRequestResponse) => {
+      const { request_id: _ignored, ...rest } = res.json() as Record<string, unknown>;
+      return { status: res.statusCode, body: rest };
+    };
+    expect(shape(unknown)).toEqual(shape(existing));
+    expect(shape(unknown)).toMatchObject({ status: 403, body: { code: 'authz.denied' } });
+    // The operator, who may enter every tenant, is told the name is unknown.
+    const operatorAsks = await s.app.inject({ method: 'GET', url: '/v1/tokens/self', headers: { ...operator, 'x-rampart-tenant': 'no-such-tenant' } });
+    expect(operatorAsks.statusCode).toBe(404);
+    expect(operatorAsks.json().code).toBe('tenant.unknown');
+  });
+
   it("lists only acme's events to the acme admin, and none of acme's to default", async () => {
     const defaultOnly = await s.app.inject({ method: 'GET', url: '/v1/tokens/self', headers: operator });
     expect(defaultOnly.statusCode).toBe(200);
