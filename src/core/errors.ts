@@ -40,6 +40,20 @@ export const ERROR_CODES = {
   // authorization
   'authz.denied': { status: 403, title: 'Access denied' },
   'authz.evaluation_failed': { status: 403, title: 'The policy could not be evaluated; access denied' },
+  // authz: the decision API (docs/authz-decisions.md)
+  'authz.store_empty': { status: 404, title: 'The policy store has no active policy version' },
+  'authz.action_unknown': { status: 400, title: "The action is not declared in the policy store's schema" },
+  'authz.request_invalid': { status: 400, title: 'The decision request cannot be evaluated: its entities or context are malformed' },
+  // authz: policy stores, versions and entities (docs/authz-policies.md)
+  'authz.store_not_found': { status: 404, title: 'No such policy store' },
+  'authz.version_not_found': { status: 404, title: 'No such policy version' },
+  'authz.policy_parse_failed': { status: 422, title: 'A policy or the schema does not parse; the version was rejected' },
+  'authz.policy_invalid': { status: 422, title: 'The policies do not validate against the schema; the version was rejected' },
+  'authz.policy_tests_failed': { status: 422, title: "The store's policy tests fail; the version was rejected" },
+  'authz.lockout': { status: 409, title: 'The change would leave no principal able to manage policies; the version was rejected' },
+  'authz.entities_invalid': { status: 400, title: 'The entities are malformed, of an unknown type or have a cycle in their parents' },
+  'authz.limit_exceeded': { status: 413, title: 'The policy set, tests or entities exceed a size limit' },
+  'authz.schema_fixed': { status: 400, title: "The rampart store's schema is Rampart's own and cannot be pushed" },
   // audit
   'audit.write_failed': { status: 503, title: 'The audit log could not record the operation' },
   'audit.pushback': { status: 503, title: 'The audit log is overloaded; retry later' },
@@ -56,13 +70,51 @@ export const ERROR_CODES = {
   'pki.ttl_invalid': { status: 400, title: 'Certificate TTL is not valid' },
   'pki.certificate_not_found': { status: 404, title: 'No such certificate' },
   'pki.ocsp_request_invalid': { status: 400, title: 'The OCSP request is not valid' },
+  // pki: registration entries and node attestation (docs/pki.md)
+  'pki.selector_invalid': { status: 400, title: 'A selector is not <type>:<value>' },
+  'pki.registration_not_found': { status: 404, title: 'No such registration entry' },
+  'pki.attestation_invalid': { status: 400, title: 'Send exactly one kind of attestation evidence' },
+  'pki.join_token_invalid': { status: 401, title: 'The join token is not recognised' },
+  'pki.join_token_expired': { status: 401, title: 'The join token has expired' },
+  'pki.join_token_replayed': { status: 401, title: 'The join token was already used' },
+  'pki.k8s_token_invalid': { status: 401, title: 'The Kubernetes token is malformed or lacks its kubernetes.io claims' },
+  'pki.k8s_token_issuer_unknown': { status: 401, title: 'No Kubernetes attestor is configured for the token issuer' },
+  'pki.k8s_token_alg_forbidden': { status: 401, title: 'The Kubernetes token uses a signature algorithm that is not accepted' },
+  'pki.k8s_token_signature_invalid': { status: 401, title: 'The Kubernetes token signature does not verify' },
+  'pki.k8s_token_expired': { status: 401, title: 'The Kubernetes token has expired' },
+  'pki.k8s_token_not_yet_valid': { status: 401, title: 'The Kubernetes token is not yet valid' },
+  'pki.k8s_token_audience_invalid': { status: 401, title: 'The Kubernetes token is not meant for this server' },
+  'pki.k8s_jwks_unavailable': { status: 503, title: "The Kubernetes issuer's keys could not be fetched" },
   // store
   'store.unavailable': { status: 503, title: 'The store is unreachable' },
   // secrets barrier
   'secrets.sealed': { status: 503, title: 'The barrier is sealed' },
   'secrets.decrypt_failed': { status: 500, title: 'A sealed record failed to decrypt' },
+  // secrets: the Vault-compatible API core (docs/secrets.md)
+  'secrets.invalid_request': { status: 400, title: 'The secrets request is not valid' },
+  'secrets.not_found': { status: 404, title: 'No such secret, mount or path' },
+  'secrets.unsupported_operation': { status: 405, title: 'The path does not support this operation' },
+  'secrets.mount_in_use': { status: 400, title: 'The mount path is already in use' },
+  'secrets.mount_path_reserved': { status: 400, title: "The mount path collides with Rampart's own API" },
+  'secrets.cas_mismatch': { status: 400, title: 'The check-and-set version does not match the current version' },
+  'secrets.cas_required': { status: 400, title: 'The secret requires check-and-set' },
+  'secrets.policy_invalid': { status: 400, title: 'The ACL policy does not parse' },
+  'secrets.policy_reserved': { status: 400, title: 'The ACL policy name is reserved' },
+  'secrets.already_initialized': { status: 400, title: 'The barrier is already initialized with Shamir shares' },
+  'secrets.unseal_key_invalid': { status: 400, title: 'The unseal key share is not valid' },
+  'secrets.token_not_renewable': { status: 400, title: 'The token cannot be renewed' },
+  'secrets.login_failed': { status: 400, title: 'The login credentials are not valid' },
+  // secrets: transit engine
+  'transit.key_not_found': { status: 404, title: 'No such transit key' },
+  'transit.invalid_request': { status: 400, title: 'The transit request is not valid' },
+  'transit.unsupported_operation': { status: 400, title: 'The key type does not support this operation' },
+  'transit.context_required': { status: 400, title: 'The key is derived; the request must carry a context' },
+  'transit.decrypt_failed': { status: 400, title: 'The ciphertext does not decrypt under this key' },
+  'transit.version_disallowed': { status: 400, title: "The key version is outside what the key's configuration allows" },
+  'transit.deletion_not_allowed': { status: 400, title: 'The key may not be deleted' },
   // server
   'server.internal': { status: 500, title: 'Internal error' },
+  'server.shutting_down': { status: 503, title: 'The server is shutting down' },
 } as const satisfies Record<string, ErrorCodeInfo>;
 
 export type ErrorCode = keyof typeof ERROR_CODES;
@@ -100,6 +152,8 @@ export class AuditError extends RampartError<CodesOf<'audit'>> {}
 export class PkiError extends RampartError<CodesOf<'pki'>> {}
 export class StoreError extends RampartError<CodesOf<'store'>> {}
 export class SecretsError extends RampartError<CodesOf<'secrets'>> {}
+export class TransitError extends RampartError<CodesOf<'transit'>> {}
+export class ServerError extends RampartError<CodesOf<'server'>> {}
 
 export function isRampartError(err: unknown): err is RampartError {
   return err instanceof RampartError;

@@ -4,7 +4,7 @@ import swagger from '@fastify/swagger';
 import Fastify, { type FastifyInstance, type FastifyRequest, type FastifyServerOptions } from 'fastify';
 import { AUDIT_SCHEMA_VERSION, type AuditEvent, type AuditOutcome } from '../audit/event.js';
 import type { SealedSubject } from '../audit/subjects.js';
-import { AuthzError, RequestError, isRampartError } from '../core/errors.js';
+import { AuthzError, RequestError, ServerError, isRampartError } from '../core/errors.js';
 import { DEFAULT_TENANT } from '../core/ids.js';
 import { VERSION } from '../core/version.js';
 import { requireTenant } from '../identity/tenants.js';
@@ -37,7 +37,8 @@ export async function buildApp(runtime: Runtime, options: BuildAppOptions = {}):
     bodyLimit: runtime.config.bodyLimit,
     genReqId: () => randomUUID(),
     requestIdHeader: false,
-    return503OnClosing: true,
+    // Refused in onRequest instead, so that the 503 is problem+json like every other error.
+    return503OnClosing: false,
     ...(options.https ? { https: options.https } : {}),
     ajv: {
       customOptions: {
@@ -69,9 +70,18 @@ export async function buildApp(runtime: Runtime, options: BuildAppOptions = {}):
   // type into a validation error instead of a 415.
   app.removeContentTypeParser('text/plain');
 
+  let closing = false;
+  app.addHook('preClose', async () => {
+    closing = true;
+  });
+
   app.addHook('onRequest', async (req, reply) => {
     req.rampart = newContext(req, runtime);
     reply.header('x-request-id', req.id);
+    if (closing) {
+      reply.header('connection', 'close').header('retry-after', '1');
+      throw new ServerError('server.shutting_down', 'the server is shutting down; retry against another replica or after restart');
+    }
     const config = req.routeOptions.config;
     if (config.public) return;
     const ctx = req.rampart;
@@ -96,7 +106,7 @@ export async function buildApp(runtime: Runtime, options: BuildAppOptions = {}):
     const ctx = req.rampart;
     if (!ctx || req.routeOptions.config.public || ctx.audited) return payload;
     try {
-      await runtime.audit.append(eventFor(req, runtime, reply.statusCode, outcomeOf(reply.statusCode)));
+      await runtime.audit.append(eventFor(req, runtime, reply.statusCode, outcomeOf(reply.statusCode), ctx.auditDetails));
       ctx.audited = true;
       return payload;
     } catch (err) {

@@ -115,6 +115,10 @@ describe('rampart server process', () => {
     expect(code).toBe(0);
     const ok = answered.filter((r) => r.status === 200);
     expect(ok.length).toBeGreaterThanOrEqual(5);
+    // Whatever arrived while draining was refused as a problem, never answered half-way.
+    for (const r of answered.filter((a) => a.status !== 200)) {
+      expect({ status: r.status, code: (JSON.parse(r.body) as { code?: string }).code }).toEqual({ status: 503, code: 'server.shutting_down' });
+    }
 
     const db = new Database(join(dataDir, 'rampart.db'), { readonly: true });
     try {
