@@ -102,7 +102,7 @@ describe('rampart server process', () => {
 
   it('drains on SIGTERM: every acknowledged request has its audit event after shutdown', async () => {
     const server = await startServerProcess(['--data-dir', dataDir]);
-    const answered: { status: number; requestId: string }[] = [];
+    const answered: { status: number; requestId: string; body: string }[] = [];
     const inFlight = Array.from({ length: 60 }, () =>
       get(server.addr, '/v1/tokens/self', firstCa, firstToken).then(
         (r) => answered.push(r),
