@@ -8,6 +8,7 @@ import { resolveServerConfig } from '../src/core/config.js';
 import { createLogger } from '../src/core/logger.js';
 import { CrlPublisher } from '../src/pki/crl.js';
 import { issuerKeyId } from '../src/pki/issuer.js';
+import { OcspResponder } from '../src/pki/ocsp.js';
 import { generateKeyPair } from '../src/pki/keys.js';
 import { parseSpiffeId } from '../src/pki/spiffe.js';
 import { signSvidFromCsr } from '../src/pki/svid-signing.js';
@@ -19,7 +20,7 @@ import { emitter, note, positiveNumber, round } from './report.js';
 /**
  * The PKI benchmark: CSR → SVID per second in-process (CSR check and signing alone, then with the
  * certificate row committed) and over HTTPS through the whole request path; OCSP
- * answers per second (GET form, the request in the path); and how long one CRL build takes with
+ * answers per second in-process and over HTTPS (GET form, the request in the path); and how long one CRL build takes with
  * 100,000 revoked, unexpired certificates in the store (rows inserted directly). One JSON line
  * per figure on stdout; notes on stderr.
  *
@@ -101,13 +102,28 @@ async function main(): Promise<void> {
       note(`  sign-https: ${r.requests} requests, statuses ${JSON.stringify(r.statuses)}`);
     }
 
-    // 3. OCSP, GET form (RFC 6960 A.1): one store lookup and one ECDSA signature per answer.
+    // 3. OCSP: in-process and over HTTPS (GET form, RFC 6960 A.1). Answers without a nonce are
+    //    signed once and served from the cache until a revocation (one revision read per answer).
     {
       const signed = await signSvidFromCsr(issuer, { tenant: 'default', spiffeId, csrPem: csr, ttlMs: 3_600_000, clock: runtime.clock, advertiseAddr: config.advertiseAddr });
       await runtime.transact((s) => s.certificates.insert(signed.record));
       const request = new pkijs.OCSPRequest();
       await request.createForCertificate(pkijs.Certificate.fromBER(signed.certificate.rawData), { hashAlgorithm: 'SHA-1', issuerCertificate: pkijs.Certificate.fromBER(issuer.certificate.rawData) });
-      const b64 = encodeURIComponent(Buffer.from(request.toSchema(true).toBER()).toString('base64'));
+      const requestDer = new Uint8Array(request.toSchema(true).toBER());
+      // In-process: the responder with its pre-signed answer cache, as the route uses it.
+      {
+        const issuerId = issuerKeyId(issuer);
+        const responder = new OcspResponder(issuer, (serial) => runtime.stores.certificates.byIssuer(issuerId, serial), runtime.clock, () => runtime.stores.certificates.crlRevision(issuerId));
+        const latencies: number[] = [];
+        const started = performance.now();
+        while (performance.now() - started < seconds * 1000) {
+          const t = performance.now();
+          await responder.respond(requestDer);
+          latencies.push(performance.now() - t);
+        }
+        emitRate('ocsp-in-process', latencies.length, performance.now() - started, Float64Array.from(latencies), 0);
+      }
+      const b64 = encodeURIComponent(Buffer.from(requestDer).toString('base64'));
       const target: LoadTarget = { url: `${base}/v1/pki/ocsp/${b64}`, method: 'GET' };
       await runLoad(agent, target, { concurrency, durationMs: 1000 });
       const r = await runLoad(agent, target, { concurrency, durationMs: seconds * 1000 });

@@ -16,6 +16,8 @@ import { createConfiguredSinks } from './audit/sinks/configured.js';
 import type { CheckpointStore } from './audit/store.js';
 import type { Authorizer } from './authz/authorizer.js';
 import { CedarAuthorizer } from './authz/cedar-authorizer.js';
+import { CedarWasmEvaluator } from './authz/cedar-wasm-evaluator.js';
+import { DecisionService } from './authz/decisions.js';
 import { RAMPART_POLICY_STORE } from './authz/entities.js';
 import { policyHash, seedPolicies } from './authz/seed-policies.js';
 import type { PolicyStore } from './authz/store.js';
@@ -29,7 +31,10 @@ import { chainPem, issueServerCertificate } from './pki/ca.js';
 import { type CaHierarchy, ensureCaHierarchy } from './pki/hierarchy.js';
 import { exportPrivateKeyPkcs8Pem, generateKeyPair } from './pki/keys.js';
 import { Barrier } from './secrets/barrier.js';
+import { SecretsSeal } from './secrets/seal.js';
+import { PkiEventHub } from './pki/events.js';
 import { Metrics } from './server/metrics.js';
+import { type LeaseRuntime, createLeaseRuntime } from './runtime-leases.js';
 import { SqlAuditSaltStore } from './store/audit-salt-store.js';
 import { SqlCheckpointStore } from './store/checkpoint-store.js';
 import { SqlPruneStore } from './store/prune-store.js';
@@ -61,9 +66,17 @@ export interface Runtime {
   /** Prunes old audit payloads when `audit_retention` is set; undefined keeps them forever. */
   readonly auditPruner: AuditPruner | undefined;
   readonly authorizer: Authorizer;
+  /** Decisions against application policy stores (the decision API); invalidated with `authorizer`. */
+  readonly decisions: DecisionService;
   readonly metrics: Metrics;
   readonly barrier: Barrier;
+  /** The secrets barrier (KV, transit, database) and its seal: Shamir after `sys/init` (src/secrets/seal.ts). */
+  readonly secretsSeal: SecretsSeal;
   readonly ca: CaHierarchy;
+  /** Revocation and bundle notifications for `GET /v1/pki/events` (src/pki/events.ts). */
+  readonly pkiEvents: PkiEventHub;
+  /** Leases of dynamic secrets: the manager, the expiry worker, static-role rotation (src/runtime-leases.ts). */
+  readonly leases: LeaseRuntime;
   /** PEM of the trust bundle (the roots), also written to `<data-dir>/ca.pem`. */
   readonly trustBundlePem: string;
   readonly tls: { readonly certPem: string; readonly keyPem: string };
@@ -88,6 +101,8 @@ export interface RuntimeOptions {
   readonly integrateEveryMs?: number;
   /** How often the audit pruner runs (when retention is configured); 0 disables the schedule (tests prune explicitly). Default 60 s. */
   readonly pruneEveryMs?: number;
+  /** How often the lease expiry worker runs; 0 disables the schedule (tests call `leases.expiry.tick()`). Default 1 s. */
+  readonly leaseExpiryEveryMs?: number;
   /** Audit events that may wait for their batch before requests are refused with `audit.pushback`. */
   readonly auditMaxPending?: number;
 }
@@ -119,6 +134,9 @@ export async function startRuntime(config: ServerConfig, options: RuntimeOptions
     const barrier = new Barrier();
     await barrier.unseal(loadUnsealKey(files.unsealKey, await stores.keyring.load()), stores.keyring, clock);
     logger.info({ unseal_key: files.unsealKey }, 'barrier auto-unsealed from key file (development mode)');
+    const secretsSeal = await SecretsSeal.open(stores.secretsKeyring, clock, () => loadUnsealKey(files.unsealKey, 'initialized'));
+    if (secretsSeal.sealed) logger.warn('secrets barrier initialized with Shamir shares: sealed until enough shares reach PUT /v1/sys/unseal');
+    else logger.info({ unseal_key: files.unsealKey }, 'secrets barrier auto-unsealed from key file (development mode; sys/init moves it to Shamir shares)');
 
     const ca = await withBootstrapLock(database, transact, async (tx) => {
       if (!(await tx.tenants.get(DEFAULT_TENANT))) {
@@ -142,6 +160,7 @@ export async function startRuntime(config: ServerConfig, options: RuntimeOptions
       audit: stores.audit,
       sealer: barrier,
       clock,
+      origin: config.auditOrigin,
       onError: (err) => logger.error({ err }, 'audit checkpoint failed'),
     });
     const auditHasher = await openAuditHasher(new SqlAuditSaltStore(database.db), barrier, () => clock.now());
@@ -189,10 +208,15 @@ export async function startRuntime(config: ServerConfig, options: RuntimeOptions
             onError: (err) => logger.error({ err }, 'audit pruning failed; will retry'),
             onPruned: (count) => logger.info({ pruned: count }, 'audit retention pruned event payloads'),
           });
-    const authorizer = new CedarAuthorizer(stores.policies);
+    const evaluator = new CedarWasmEvaluator();
+    const decisions = new DecisionService({ policies: stores.policies, entities: stores.entities, evaluator, clock });
+    const authorizer = new CedarAuthorizer({ policies: stores.policies, evaluator, clock, onInvalidate: (tenant) => decisions.invalidate(tenant) });
+
+    const leases = createLeaseRuntime({ database, stores, transact, sealer: secretsSeal.barrier, sealed: () => secretsSeal.sealed, clock, audit, registry: metrics.registry, logger });
 
     // Last, so that nothing after it can fail and leave the loops running over a closed store.
     auditSinks.start();
+    leases.start(options.leaseExpiryEveryMs ?? 1000);
     if (auditPruner && options.pruneEveryMs !== 0) auditPruner.start(options.pruneEveryMs ?? 60_000);
     return {
       config,
@@ -209,18 +233,24 @@ export async function startRuntime(config: ServerConfig, options: RuntimeOptions
       checkpoints,
       auditPruner,
       authorizer,
+      decisions,
       metrics,
       barrier,
+      secretsSeal,
       ca,
+      pkiEvents: new PkiEventHub(),
+      leases,
       trustBundlePem,
       tls,
       files,
       async close() {
+        await leases.stop();
         await auditPruner?.stop();
         await auditSinks.stop();
         await audit.close();
         await checkpointer.close({ final: autoCheckpoint });
         barrier.seal();
+        secretsSeal.seal();
         await database.close();
       },
     };

@@ -18,7 +18,7 @@ import { randomBytes } from 'node:crypto';
 import type { Clock } from '../core/clock.js';
 import { AuditError } from '../core/errors.js';
 import { signCheckpoint } from './checkpoint.js';
-import { CompactRange, leafHash, toHex } from './merkle.js';
+import { CompactRange, leafHashOfText, toHex } from './merkle.js';
 import { type NoteSigner, generateNoteKey, signerFromPkcs8 } from './note.js';
 import type { AuditStore, CheckpointStore, StoredCheckpoint } from './store.js';
 import type { Sealer } from '../core/sealer.js';
@@ -28,8 +28,11 @@ export interface CheckpointerOptions {
   readonly audit: AuditStore;
   readonly sealer: Sealer;
   readonly clock: Clock;
-  /** Origin of a new log (first start only); default `rampart.local/audit/<16 random hex>`. */
-  readonly origin?: string;
+  /**
+   * The configured origin. Names a new log (default `rampart.local/audit/<16 random hex>`); for an
+   * existing log it must equal the stored origin, else `open` throws `audit.origin_mismatch`.
+   */
+  readonly origin?: string | undefined;
   readonly minIntervalMs?: number;
   readonly onError?: (err: unknown) => void;
 }
@@ -37,7 +40,6 @@ export interface CheckpointerOptions {
 const KEY_TENANT = 'default';
 const KEY_RECORD = 'audit-log-key';
 const READ_CHUNK = 1024;
-const utf8 = new TextEncoder();
 
 /** Milliseconds until the next checkpoint may be signed: 0 now, else what remains of the interval. */
 export function nextCheckpointDelay(lastSignedAtMs: number | undefined, nowMs: number, minIntervalMs: number): number {
@@ -69,6 +71,10 @@ export class Checkpointer {
   /**
    * Loads the log key, or creates it on the very first start (sealed under `sealer`; when two
    * replicas race, the first stored key wins and both use it).
+   *
+   * The origin is the log's name in every checkpoint it ever signed, so it cannot change: a
+   * configured origin other than the stored one throws `audit.origin_mismatch` rather than
+   * start a second log (a fork) over the same entries.
    */
   static async open(options: CheckpointerOptions): Promise<Checkpointer> {
     let key = await options.checkpoints.loadKey();
@@ -82,6 +88,12 @@ export class Checkpointer {
         createdAt: options.clock.now().toISOString(),
       });
       fresh.pkcs8.fill(0);
+    }
+    // Checked after creation too: a replica that lost the race to create the key may differ.
+    if (options.origin !== undefined && options.origin !== key.origin) {
+      throw new AuditError('audit.origin_mismatch', `the audit log was created with origin "${key.origin}"; the configured audit_origin "${options.origin}" would fork it`, {
+        details: { stored: key.origin, configured: options.origin },
+      });
     }
     const pkcs8 = options.sealer.decrypt(KEY_TENANT, `${KEY_RECORD}/${key.origin}`, key.sealedPrivateKey);
     const signer = signerFromPkcs8(key.origin, pkcs8);
@@ -134,7 +146,7 @@ export class Checkpointer {
       const end = Math.min(size, at + READ_CHUNK);
       const rows = await this.#audit.leafEntries(at, end);
       for (const row of rows) {
-        const h = leafHash(utf8.encode(row.payload));
+        const h = leafHashOfText(row.payload);
         if (row.leafIndex !== range.size || toHex(h) !== row.leafHash) {
           const bad = Math.min(row.leafIndex, range.size);
           throw this.#inconsistent(latest, size, state.rootHash, `leaf ${bad} is missing or does not match its payload`, bad);

@@ -1,3 +1,4 @@
+import { serializeBounded } from './event-bounds.js';
 import { classifyEvent } from './ocsf.js';
 import type { SealedSubject } from './subjects.js';
 
@@ -7,7 +8,8 @@ import type { SealedSubject } from './subjects.js';
  * Its serialized form is exactly what the Merkle leaf covers (RFC 6962 §2.1: the leaf hash is
  * computed over these bytes), so the field order is fixed by {@link serializeEvent} and a stored
  * payload is never re-serialized. Never put a secret or a token in an event: record an accessor,
- * an id or an HMAC instead.
+ * an id or an HMAC instead. An event never exceeds the log's 65,535-byte entry limit: an oversized
+ * one is shortened, and marked so, by ./event-bounds.ts.
  */
 export const AUDIT_SCHEMA_VERSION = 1;
 
@@ -26,7 +28,7 @@ export interface AuditEvent {
   readonly tenant: string;
   readonly request_id: string;
   readonly source_ip: string;
-  readonly principal: (EntityRef & { readonly tenant: string; readonly auth_method: 'token' | 'mtls' }) | null;
+  readonly principal: (EntityRef & { readonly tenant: string; readonly auth_method: 'token' | 'mtls' | 'attestation' }) | null;
   readonly action: string | null;
   readonly resource: EntityRef | null;
   readonly outcome: AuditOutcome;
@@ -64,5 +66,5 @@ export function serializeEvent(event: AuditEvent): string {
   };
   if (event.details !== undefined) ordered.details = event.details;
   if (event.subject !== undefined) ordered.subject = event.subject;
-  return JSON.stringify(ordered);
+  return serializeBounded(ordered);
 }

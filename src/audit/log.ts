@@ -1,8 +1,10 @@
 import type { Clock } from '../core/clock.js';
 import { AuditError } from '../core/errors.js';
 import { type AuditEvent, serializeEvent } from './event.js';
-import { CompactRange, leafHash } from './merkle.js';
-import type { AuditStore, Integration, TreeState } from './store.js';
+import { requireEntrySize } from './event-bounds.js';
+import { CompactRange, type Hash, leafHashOfText } from './merkle.js';
+import type { AuditStore, Integration, TreeNodeRow, TreeState } from './store.js';
+import { STORED_NODE_MIN_HEIGHT } from './tiles.js';
 
 export interface AuditLogOptions {
   readonly store: AuditStore;
@@ -31,7 +33,6 @@ export interface AuditRow {
   readonly payload: string;
 }
 
-const utf8 = new TextEncoder();
 const hex = (b: Uint8Array): string => Buffer.from(b).toString('hex');
 
 /**
@@ -68,7 +69,9 @@ export class AuditLog {
 
   /** The row an event is stored as; used to write an event inside a caller's own transaction. */
   rowFor(event: AuditEvent): AuditRow {
-    return { tenant: event.tenant, recordedAt: this.#clock.now().toISOString(), payload: serializeEvent(event) };
+    const payload = serializeEvent(event);
+    requireEntrySize(payload);
+    return { tenant: event.tenant, recordedAt: this.#clock.now().toISOString(), payload };
   }
 
   /**
@@ -80,7 +83,12 @@ export class AuditLog {
     if (this.#queue.length >= this.#maxPending) {
       return Promise.reject(new AuditError('audit.pushback', 'too many audit events are waiting to be written'));
     }
-    const row = this.rowFor(event);
+    let row: AuditRow;
+    try {
+      row = this.rowFor(event);
+    } catch (err) {
+      return Promise.reject(err);
+    }
     return new Promise<void>((resolve, reject) => {
       this.#queue.push({ row, resolve, reject });
       this.#scheduleFlush();
@@ -123,7 +131,8 @@ export class AuditLog {
   /**
    * Integrates up to one batch of pending rows into the Merkle tree and returns how many were
    * integrated. Leaf i is SHA-256(0x00 ‖ payload_i) (RFC 6962 §2.1); the stored tree state is
-   * the compact range of all leaves so far, so each batch costs O(batch · log n).
+   * the compact range of all leaves so far, so each batch costs O(batch · log n). The interior
+   * nodes the batch completes are stored with it, so proofs never recompute them.
    */
   integrate(): Promise<number> {
     // One integration at a time per process; the store's lock serializes replicas.
@@ -149,14 +158,19 @@ export class AuditLog {
 
   #extend(state: TreeState | undefined, pending: readonly { id: number; payload: string }[]): Integration {
     const range = state ? CompactRange.fromJSON(JSON.parse(state.frontier)) : CompactRange.empty();
+    const nodes: TreeNodeRow[] = [];
+    const keep = (height: number, index: number, hash: Hash): void => {
+      if (height >= STORED_NODE_MIN_HEIGHT) nodes.push({ height, index, hash: hex(hash) });
+    };
     const entries = pending.map((p) => {
-      const h = leafHash(utf8.encode(p.payload));
+      const h = leafHashOfText(p.payload);
       const leafIndex = range.size;
-      range.append(h);
+      range.append(h, keep);
       return { id: p.id, leafIndex, leafHash: hex(h) };
     });
     return {
       entries,
+      nodes,
       tree: { size: range.size, frontier: JSON.stringify(range.toJSON()), rootHash: hex(range.root()) },
       at: this.#clock.now().toISOString(),
     };

@@ -13,7 +13,7 @@
  * its bit arithmetic on bigints because `>>` and `&` on numbers truncate to 32 bits.
  */
 
-import { createHash } from 'node:crypto';
+import { hash } from 'node:crypto';
 import { AuditError, RampartError } from '../core/errors.js';
 
 /** A SHA-256 digest: always 32 bytes. */
@@ -32,30 +32,52 @@ export type LeafSource = (start: number, end: number) => Promise<Hash[]> | Hash[
 export const MAX_LEAVES_PER_FETCH = 4096;
 
 // RFC 6962 §2.1: the one-byte prefixes keep a leaf hash from ever equalling an interior node hash
-// (second-preimage resistance).
-const LEAF_PREFIX = Uint8Array.of(0x00);
-const NODE_PREFIX = Uint8Array.of(0x01);
+// (second-preimage resistance). The prefixed input is assembled in a scratch buffer and hashed in
+// one call (`crypto.hash`): a verifier does two hashes per entry, and allocating a Hash object and
+// a concatenation for each was most of its time. Hashing is synchronous, so one buffer suffices.
+const LEAF_PREFIX = 0x00;
+const NODE_PREFIX = 0x01;
+const nodeInput = Buffer.alloc(1 + 2 * HASH_SIZE);
+nodeInput[0] = NODE_PREFIX;
+let leafInput = Buffer.alloc(4096);
 
-function sha256(...parts: Uint8Array[]): Hash {
-  const h = createHash('sha256');
-  for (const p of parts) h.update(p);
-  const d = h.digest();
-  return new Uint8Array(d.buffer, d.byteOffset, d.byteLength);
+function sha256(data: Uint8Array): Hash {
+  return hash('sha256', data, 'buffer');
+}
+
+function leafScratch(bytes: number): Buffer {
+  if (leafInput.length < bytes) leafInput = Buffer.alloc(Math.max(bytes, 2 * leafInput.length));
+  leafInput[0] = LEAF_PREFIX;
+  return leafInput;
 }
 
 /** MTH({d(0)}) = SHA-256(0x00 ‖ d(0)) — RFC 6962 §2.1. */
 export function leafHash(entry: Uint8Array): Hash {
-  return sha256(LEAF_PREFIX, entry);
+  const input = leafScratch(1 + entry.length);
+  input.set(entry, 1);
+  return sha256(input.subarray(0, 1 + entry.length));
+}
+
+/** {@link leafHash} of the UTF-8 encoding of `text`, without materializing the encoding. */
+export function leafHashOfText(text: string): Hash {
+  const input = leafScratch(1 + 3 * text.length);
+  const n = input.write(text, 1, 'utf8');
+  return sha256(input.subarray(0, 1 + n));
 }
 
 /** Interior node: SHA-256(0x01 ‖ left ‖ right) — RFC 6962 §2.1. */
 export function nodeHash(left: Hash, right: Hash): Hash {
-  return sha256(NODE_PREFIX, left, right);
+  if (left.length !== HASH_SIZE || right.length !== HASH_SIZE) {
+    throw new RampartError('server.internal', `node hash inputs must be ${HASH_SIZE} bytes`, { details: { left: left.length, right: right.length } });
+  }
+  nodeInput.set(left, 1);
+  nodeInput.set(right, 1 + HASH_SIZE);
+  return sha256(nodeInput);
 }
 
 /** MTH({}) = SHA-256() — RFC 6962 §2.1: the root of the tree with no leaves. */
 export function emptyRoot(): Hash {
-  return sha256();
+  return sha256(new Uint8Array(0));
 }
 
 export function toHex(h: Uint8Array): string {
@@ -198,8 +220,13 @@ export class CompactRange {
     return this.#size;
   }
 
-  /** Adds the next leaf hash, merging equal-height subtrees as binary addition carries. */
-  append(leaf: Hash): void {
+  /**
+   * Adds the next leaf hash, merging equal-height subtrees as binary addition carries. Each merge
+   * completes a perfect subtree; `onNode` receives its root with its height and index (it covers
+   * leaves [index·2^height, (index+1)·2^height)), which is how the log persists the tree's
+   * interior nodes as they are created (./tree-nodes.ts).
+   */
+  append(leaf: Hash, onNode?: (height: number, index: number, hash: Hash) => void): void {
     if (!(leaf instanceof Uint8Array) || leaf.length !== HASH_SIZE) {
       throw new RampartError('server.internal', `leaf hash must be ${HASH_SIZE} bytes`, {
         details: { length: leaf instanceof Uint8Array ? leaf.length : null },
@@ -208,11 +235,15 @@ export class CompactRange {
     if (this.#size >= Number.MAX_SAFE_INTEGER) {
       throw rangeError('tree size would exceed the largest safe integer', { size: this.#size });
     }
-    let h: Hash = Uint8Array.from(leaf);
+    let h: Hash = leaf;
+    let height = 0;
     for (let s = this.#size; s % 2 === 1; s = Math.floor(s / 2)) {
       h = nodeHash(this.#hashes.pop() as Hash, h);
+      height++;
+      onNode?.(height, Math.floor(this.#size / 2 ** height), h);
     }
-    this.#hashes.push(h);
+    // The caller keeps its leaf; the range keeps its own copy.
+    this.#hashes.push(h === leaf ? leaf.slice() : h);
     this.#size += 1;
   }
 

@@ -40,11 +40,19 @@ export function indexFieldsOf(payload: string): EventIndexFields {
   };
   return {
     eventTime: typeof e.time === 'string' ? e.time : null,
-    principalId: e.principal?.id ?? null,
-    action: e.action ?? null,
-    resource: e.resource?.id ?? null,
+    principalId: indexable(e.principal?.id),
+    action: indexable(e.action),
+    resource: indexable(e.resource?.id),
     outcome: e.outcome ?? null,
   };
+}
+
+/**
+ * PostgreSQL text cannot hold U+0000, which a request can put in an id (`%00` in a URL); the
+ * payload keeps it (JSON escapes it), the indexed copy gets U+FFFD instead of failing the write.
+ */
+function indexable(value: string | null | undefined): string | null {
+  return typeof value === 'string' ? value.replaceAll('\u0000', '\uFFFD') : null;
 }
 
 /**

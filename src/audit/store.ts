@@ -21,8 +21,18 @@ export interface IntegratedEntry {
   readonly leafHash: string;
 }
 
+/** A perfect subtree's root, persisted as integration completes it (see tiles.ts STORED_NODE_MIN_HEIGHT). */
+export interface TreeNodeRow {
+  readonly height: number;
+  readonly index: number;
+  /** Hex SHA-256. */
+  readonly hash: string;
+}
+
 export interface Integration {
   readonly entries: readonly IntegratedEntry[];
+  /** Interior nodes completed by these entries; stored in the same transaction. */
+  readonly nodes: readonly TreeNodeRow[];
   readonly tree: TreeState;
   readonly at: string;
 }
@@ -59,6 +69,10 @@ export interface AuditStore {
   listEvents(tenant: string, afterId: number, limit: number, filter?: EventFilter): Promise<EventPage>;
   /** Leaf hashes [start, end) in leaf order; used to build proofs and verify the tree. */
   leafHashes(start: number, end: number): Promise<string[]>;
+  /** The stored interior nodes among `refs`, in no particular order; missing ones are absent. */
+  treeNodes(refs: readonly { height: number; index: number }[]): Promise<TreeNodeRow[]>;
+  /** Stored interior nodes at `height` with index in [start, end), in index order (hex). */
+  treeNodeRange(height: number, start: number, end: number): Promise<string[]>;
   /**
    * Integrated entries with leaf index in [start, end), in leaf order: the payload exactly as
    * hashed and the stored leaf hash. Missing indexes are simply absent (verifiers look for gaps).

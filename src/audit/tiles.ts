@@ -11,11 +11,12 @@
  *   the entry bytes.
  *
  * Hashing is merkle.ts's; this module only arranges which hashes go where. Proofs are built from
- * tile hashes (O(log n) tile reads) and checked against merkle.ts's leaf-reading proofs in tests.
+ * the stored interior nodes (a handful of indexed reads) and checked against merkle.ts's
+ * leaf-reading proofs in tests.
  */
 
 import { AuditError, RampartError } from '../core/errors.js';
-import { HASH_SIZE, type Hash, type LeafSource, consistencyRanges, inclusionRanges, nodeHash, rootFromLeafHashes } from './merkle.js';
+import { HASH_SIZE, type Hash, consistencyRanges, inclusionRanges, nodeHash, rootFromLeafHashes } from './merkle.js';
 
 export const TILE_HEIGHT = 8;
 export const TILE_WIDTH = 256;
@@ -128,88 +129,80 @@ function largestPowerOfTwoAtMost(n: number): number {
   return k;
 }
 
+/**
+ * The interior nodes the log persists: the root of every perfect subtree of height ≥ 4, written
+ * by integration in the same transaction as the leaves that complete it (./log.ts). That is n/8
+ * rows for n leaves; below height 4 a proof hashes at most 15 leaves of one aligned block of 16
+ * instead. Heights 8, 16, … are the hashes of tiles at levels 1, 2, … (tlog-tiles).
+ */
+export const STORED_NODE_MIN_HEIGHT = 4;
+
+/** A perfect subtree: leaves [index·2^height, (index+1)·2^height). */
+export interface NodeRef {
+  readonly height: number;
+  readonly index: number;
+}
+
+export const nodeKey = (height: number, index: number): string => `${height}/${index}`;
+
+/** What tiles and proofs are read from: stored leaf hashes and stored interior nodes. */
+export interface TreeReader {
+  /** Leaf hashes [start, end) in leaf order; missing leaves are absent. */
+  leafHashes(start: number, end: number): Promise<Hash[]>;
+  /** The stored roots of `refs` (heights ≥ {@link STORED_NODE_MIN_HEIGHT}) by {@link nodeKey}; missing ones are absent. */
+  nodes(refs: readonly NodeRef[]): Promise<Map<string, Hash>>;
+  /** Stored roots at `height` with index in [start, end), in index order; missing ones are absent. */
+  nodeRange(height: number, start: number, end: number): Promise<Hash[]>;
+}
+
+/** The perfect aligned subtrees MTH(D[lo:hi]) splits into, left to right (RFC 6962 §2.1 recursion). */
+function perfectParts(lo: number, hi: number): NodeRef[] {
+  const parts: NodeRef[] = [];
+  let at = lo;
+  while (at < hi) {
+    const k = largestPowerOfTwoAtMost(hi - at);
+    if (at % k !== 0) throw new RampartError('server.internal', `[${lo}, ${hi}) is not a subtree of the RFC 6962 recursion`);
+    parts.push({ height: Math.log2(k), index: at / k });
+    at += k;
+  }
+  return parts;
+}
+
+function missing(what: string, details: Record<string, unknown>): AuditError {
+  return new AuditError('audit.log_inconsistent', `the store is missing ${what}`, { details });
+}
 
 /**
- * Hash tiles computed from the stored leaf hashes, and proofs computed from tiles.
+ * Hash tiles and proofs computed from the stored tree, with no state of its own: a proof is one
+ * read of at most ~2·log2(n) stored nodes and at most two reads of ≤ 16 leaf hashes, the same
+ * right after a restart as after a million proofs.
  *
- * The caller bounds every request by a tree size it has checked (the latest checkpoint): asking
- * for hashes beyond the tree is a programming error here. The roots of full tiles never change,
- * so they are memoized (bounded), which makes a level-1 tile cost 256 cached lookups instead of
- * 65,536 leaf reads.
+ * The caller bounds every request by a tree size it has checked (the latest checkpoint); a node
+ * or leaf missing below that size means the store lost part of the tree: `audit.log_inconsistent`.
  */
 export class TileHashes {
-  readonly #leaves: LeafSource;
-  readonly #roots = new Map<string, Hash>();
-  readonly #maxCached: number;
+  readonly #reader: TreeReader;
 
-  constructor(leaves: LeafSource, options: { maxCachedRoots?: number } = {}) {
-    this.#leaves = leaves;
-    this.#maxCached = options.maxCachedRoots ?? 1_000_000;
+  constructor(reader: TreeReader) {
+    this.#reader = reader;
   }
 
   /** The first `width` hashes of tile `index` at `level`. */
   async tile(level: number, index: number, width: number): Promise<Hash[]> {
     const start = index * TILE_WIDTH;
-    if (level === 0) {
-      const got = await this.#leaves(start, start + width);
-      if (got.length !== width) {
-        throw new AuditError('audit.log_inconsistent', `the store returned ${got.length} leaf hashes for tile 0/${index}, expected ${width}`, {
-          details: { level, index, width, returned: got.length },
-        });
-      }
-      return [...got];
-    }
-    const out: Hash[] = [];
-    for (let i = 0; i < width; i++) out.push(await this.#fullTileRoot(level - 1, start + i));
-    return out;
+    const got = level === 0 ? await this.#reader.leafHashes(start, start + width) : await this.#reader.nodeRange(level * TILE_HEIGHT, start, start + width);
+    if (got.length !== width) throw missing(`hashes of tile ${level}/${index}`, { level, index, width, returned: got.length });
+    return got;
   }
 
-  #remember(key: string, root: Hash): void {
-    if (this.#roots.size >= this.#maxCached) this.#roots.delete(this.#roots.keys().next().value as string);
-    this.#roots.set(key, root);
+  /** The stored hash of leaf `index`. */
+  async leafHash(index: number): Promise<Hash> {
+    const [h] = await this.#reader.leafHashes(index, index + 1);
+    if (!h) throw missing(`leaf ${index}`, { index });
+    return h;
   }
 
-  /** MTH of the full tile `index` at `level`: one hash of tile level + 1. */
-  async #fullTileRoot(level: number, index: number): Promise<Hash> {
-    const key = `${level}/${index}`;
-    const cached = this.#roots.get(key);
-    if (cached) return cached;
-    const root = rootFromLeafHashes(await this.tile(level, index, TILE_WIDTH));
-    this.#remember(key, root);
-    return root;
-  }
-
-  /** The root of the perfect subtree of 2^height leaves starting at leaf index·2^height. */
-  async node(height: number, index: number): Promise<Hash> {
-    const level = Math.floor(height / TILE_HEIGHT);
-    const count = 2 ** (height - level * TILE_HEIGHT);
-    const first = index * count;
-    const tileIndex = Math.floor(first / TILE_WIDTH);
-    const offset = first % TILE_WIDTH;
-    const hashes = await this.tile(level, tileIndex, offset + count);
-    return rootFromLeafHashes(hashes.slice(offset, offset + count));
-  }
-
-  /**
-   * MTH(D[lo:hi]) for a subtree of the RFC 6962 recursion (lo is a multiple of a power of two
-   * at least hi − lo): the perfect aligned subtrees it splits into, folded from the right as
-   * the recursion does.
-   */
-  async subtreeRoot(lo: number, hi: number): Promise<Hash> {
-    const parts: Hash[] = [];
-    let at = lo;
-    while (at < hi) {
-      const k = largestPowerOfTwoAtMost(hi - at);
-      if (at % k !== 0) throw new RampartError('server.internal', `[${lo}, ${hi}) is not a subtree of the RFC 6962 recursion`);
-      parts.push(await this.node(Math.log2(k), at / k));
-      at += k;
-    }
-    let r = parts.pop() as Hash;
-    while (parts.length > 0) r = nodeHash(parts.pop() as Hash, r);
-    return r;
-  }
-
-  /** PATH(index, D[size]) — RFC 9162 §2.1.3.1 — leaf level first, from tile hashes. */
+  /** PATH(index, D[size]) — RFC 9162 §2.1.3.1 — leaf level first, from the stored tree. */
   async inclusionProof(index: number, size: number): Promise<Hash[]> {
     if (!Number.isSafeInteger(index) || !Number.isSafeInteger(size) || index < 0 || index >= size) {
       throw new AuditError('audit.range_invalid', `index ${index} is not in a tree of size ${size}`, { details: { index, size } });
@@ -217,7 +210,7 @@ export class TileHashes {
     return this.#hashRanges(inclusionRanges(index, size));
   }
 
-  /** PROOF(size1, D[size2]) — RFC 9162 §2.1.4.1 — leaf level first, from tile hashes. */
+  /** PROOF(size1, D[size2]) — RFC 9162 §2.1.4.1 — leaf level first, from the stored tree. */
   async consistencyProof(size1: number, size2: number): Promise<Hash[]> {
     if (!Number.isSafeInteger(size1) || !Number.isSafeInteger(size2) || size1 < 1 || size1 > size2) {
       throw new AuditError('audit.range_invalid', `no consistency proof from ${size1} to ${size2}: need 0 < from ≤ to`, { details: { size1, size2 } });
@@ -225,9 +218,49 @@ export class TileHashes {
     return this.#hashRanges(consistencyRanges(size1, size2));
   }
 
-  async #hashRanges(ranges: [number, number][]): Promise<Hash[]> {
-    const out: Hash[] = [];
-    for (const [lo, hi] of ranges) out.push(await this.subtreeRoot(lo, hi));
+  /**
+   * The root of each range, from its perfect parts: stored nodes in one read; parts lower than
+   * the stored heights hashed from the leaves of their block of 2^STORED_NODE_MIN_HEIGHT.
+   */
+  async #hashRanges(ranges: readonly [number, number][]): Promise<Hash[]> {
+    const split = ranges.map(([lo, hi]) => perfectParts(lo, hi));
+    const all = split.flat();
+    const high = all.filter((p) => p.height >= STORED_NODE_MIN_HEIGHT);
+    const stored = high.length > 0 ? await this.#reader.nodes(high) : new Map<string, Hash>();
+    const leaves = await this.#leavesUnder(all.filter((p) => p.height < STORED_NODE_MIN_HEIGHT));
+    const rootOf = (p: NodeRef): Hash => {
+      if (p.height >= STORED_NODE_MIN_HEIGHT) {
+        const h = stored.get(nodeKey(p.height, p.index));
+        if (!h) throw missing(`tree node ${nodeKey(p.height, p.index)}`, { height: p.height, index: p.index });
+        return h;
+      }
+      const first = p.index * 2 ** p.height;
+      return rootFromLeafHashes(Array.from({ length: 2 ** p.height }, (_, i) => leaves.get(first + i) as Hash));
+    };
+    return split.map((parts) => {
+      let r = rootOf(parts[parts.length - 1] as NodeRef);
+      for (let i = parts.length - 2; i >= 0; i--) r = nodeHash(rootOf(parts[i] as NodeRef), r);
+      return r;
+    });
+  }
+
+  /** Leaf hashes of the given low parts, one read per block of 2^STORED_NODE_MIN_HEIGHT leaves. */
+  async #leavesUnder(parts: readonly NodeRef[]): Promise<Map<number, Hash>> {
+    const block = 2 ** STORED_NODE_MIN_HEIGHT;
+    const spans = new Map<number, [number, number]>();
+    for (const p of parts) {
+      const lo = p.index * 2 ** p.height;
+      const hi = lo + 2 ** p.height;
+      const b = Math.floor(lo / block);
+      const span = spans.get(b);
+      spans.set(b, span ? [Math.min(span[0], lo), Math.max(span[1], hi)] : [lo, hi]);
+    }
+    const out = new Map<number, Hash>();
+    for (const [lo, hi] of spans.values()) {
+      const got = await this.#reader.leafHashes(lo, hi);
+      if (got.length !== hi - lo) throw missing(`leaves [${lo}, ${hi})`, { start: lo, end: hi, returned: got.length });
+      got.forEach((h, i) => out.set(lo + i, h));
+    }
     return out;
   }
 }

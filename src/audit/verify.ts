@@ -24,15 +24,18 @@
  */
 
 import { openCheckpoint, parseCheckpoint } from './checkpoint.js';
-import { CompactRange, type Hash, leafHash, rootFromLeafHashes, toHex } from './merkle.js';
+import { CompactRange, type Hash, leafHash, leafHashOfText, toHex } from './merkle.js';
 import { type NoteVerifier, parseNote } from './note.js';
 import type { AuditStore, CheckpointStore } from './store.js';
-import { TILE_WIDTH, decodeEntryBundle, decodeHashTile, tilePath } from './tiles.js';
+import { TILE_HEIGHT, TILE_WIDTH, decodeEntryBundle, decodeHashTile, tilePath } from './tiles.js';
 
 export interface LogEntry {
   readonly index: number;
-  /** The entry as hashed; empty for a pruned entry. */
-  readonly entry: Uint8Array;
+  /**
+   * The entry as hashed; empty for a pruned entry. A string stands for its UTF-8 encoding (the
+   * store holds payloads as text, and hashing it directly saves a copy per entry).
+   */
+  readonly entry: Uint8Array | string;
   /** The leaf hash the source stores next to the entry, if it stores one. */
   readonly storedLeafHash?: Hash;
   /**
@@ -48,8 +51,13 @@ export interface LogSource {
   checkpoints(): Promise<readonly string[]>;
   /** How many entries the source holds (may exceed the latest checkpoint: not yet signed). */
   size(): Promise<number>;
-  /** Entries with index in [start, end), in order; `start` is a multiple of 256, end − start ≤ 256. */
+  /**
+   * Entries with index in [start, end), in order; `start` is a multiple of 256 and
+   * end − start ≤ {@link LogSource.chunk}.
+   */
   entries(start: number, end: number): Promise<readonly LogEntry[]>;
+  /** How many entries one `entries` call may ask for: a multiple of 256 (default 256). */
+  readonly chunk?: number;
   /** Hash tile (tlog-tiles), when the source serves them. */
   tile?(level: number, index: number, width: number): Promise<Hash[]>;
 }
@@ -104,7 +112,7 @@ interface Target {
 }
 
 function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
-  return a.length === b.length && Buffer.from(a).equals(Buffer.from(b));
+  return a.length === b.length && Buffer.compare(a, b) === 0;
 }
 
 function sizeOfUnverified(note: string): number | undefined {
@@ -151,51 +159,67 @@ export async function verifyLog(source: LogSource, options: { verifier: NoteVeri
   }
 
   const range = CompactRange.empty();
-  // Hash tiles being rebuilt, one per level: level 0 takes leaf hashes; a full tile's root goes up.
+  // Hash tiles being rebuilt, one per level: level 0 takes leaf hashes; the root of a full tile
+  // is the tree node of height 8·(level + 1) that CompactRange.append completes with it.
   const pending: Hash[][] = [[]];
   const tileIndex: number[] = [0];
   let tilesChecked = 0;
   let lastMatched = 0;
   let latest: VerifyReport['latest'];
+  // Tile fetches run while entries are hashed; they are compared in order after each chunk.
+  let fetched: { level: number; index: number; width: number; want: Hash[]; got: Promise<Hash[]> }[] = [];
+  const tileSource = source.tile?.bind(source);
 
-  const checkTile = async (level: number, width: number): Promise<void> => {
-    if (!source.tile) return;
-    const want = pending[level] as Hash[];
+  const checkTile = (level: number, width: number): void => {
+    if (!tileSource) return;
     const index = tileIndex[level] as number;
-    tilesChecked++;
-    let got: Hash[];
-    try {
-      got = await source.tile(level, index, width);
-    } catch (err) {
-      problems.push({ kind: 'tile_mismatch', message: `tile ${level}/${index} (width ${width}) is unavailable: ${(err as Error).message}`, range: [index * TILE_WIDTH ** (level + 1), end] });
-      return;
-    }
-    const bad = want.findIndex((h, i) => !got[i] || !sameBytes(h, got[i] as Hash));
-    if (got.length !== width || bad >= 0) {
-      const at = Math.max(0, bad) + index * TILE_WIDTH;
-      const message = `tile ${level}/${index} differs from the recomputed tree at hash ${at}`;
-      // At level 0 a differing hash is one entry that does not hash to the log's leaf hash.
-      problems.push(level === 0 ? { kind: 'tile_mismatch', message, index: at } : { kind: 'tile_mismatch', message, range: [at * TILE_WIDTH ** level, (at + 1) * TILE_WIDTH ** level] });
+    const got = tileSource(level, index, width);
+    got.catch(() => undefined); // examined in compareTiles
+    fetched.push({ level, index, width, want: pending[level] as Hash[], got });
+  };
+
+  const compareTiles = async (): Promise<void> => {
+    const batch = fetched;
+    fetched = [];
+    for (const { level, index, width, want, got: pendingGot } of batch) {
+      tilesChecked++;
+      let got: Hash[];
+      try {
+        got = await pendingGot;
+      } catch (err) {
+        problems.push({ kind: 'tile_mismatch', message: `tile ${level}/${index} (width ${width}) is unavailable: ${(err as Error).message}`, range: [index * TILE_WIDTH ** (level + 1), end] });
+        continue;
+      }
+      const bad = want.findIndex((h, i) => !got[i] || !sameBytes(h, got[i] as Hash));
+      if (got.length !== width || bad >= 0) {
+        const at = Math.max(0, bad) + index * TILE_WIDTH;
+        const message = `tile ${level}/${index} differs from the recomputed tree at hash ${at}`;
+        // At level 0 a differing hash is one entry that does not hash to the log's leaf hash.
+        problems.push(level === 0 ? { kind: 'tile_mismatch', message, index: at } : { kind: 'tile_mismatch', message, range: [at * TILE_WIDTH ** level, (at + 1) * TILE_WIDTH ** level] });
+      }
     }
   };
 
-  const pushHash = async (level: number, h: Hash): Promise<void> => {
-    pending[level] ??= [];
-    tileIndex[level] ??= 0;
-    (pending[level] as Hash[]).push(h);
-    if ((pending[level] as Hash[]).length === TILE_WIDTH) {
-      await checkTile(level, TILE_WIDTH);
-      const root = rootFromLeafHashes(pending[level] as Hash[]);
+  // Roots of full tiles completed by the current leaf: completed[l] closes tile level l.
+  let completed: Hash[] = [];
+  const onNode = (height: number, _index: number, h: Hash): void => {
+    if (height % TILE_HEIGHT === 0) completed.push(h);
+  };
+  const pushLeaf = (h: Hash): void => {
+    (pending[0] as Hash[]).push(h);
+    for (let level = 0; (pending[level] as Hash[]).length === TILE_WIDTH; level++) {
+      checkTile(level, TILE_WIDTH);
       pending[level] = [];
       tileIndex[level] = (tileIndex[level] as number) + 1;
-      await pushHash(level + 1, root);
+      (pending[level + 1] ??= []).push(completed[level] as Hash);
+      tileIndex[level + 1] ??= 0;
     }
   };
 
   const compareAt = (size: number): void => {
-    const label = trusted && trusted.size === size ? 'the checkpoint verified earlier' : `checkpoint ${size}`;
     const want = targets.get(size)?.rootHash ?? (trusted && trusted.size === size ? trusted.rootHash : undefined);
     if (!want) return;
+    const label = trusted && trusted.size === size ? 'the checkpoint verified earlier' : `checkpoint ${size}`;
     const root = range.root();
     if (!sameBytes(root, want)) {
       problems.push({
@@ -220,15 +244,25 @@ export async function verifyLog(source: LogSource, options: { verifier: NoteVeri
   let checked = 0;
   let pruned = 0;
   let stopped = false;
-  for (let at = 0; at < end && !stopped; at += TILE_WIDTH) {
-    const chunkEnd = Math.min(end, at + TILE_WIDTH);
+  const chunk = Math.max(TILE_WIDTH, Math.floor((source.chunk ?? TILE_WIDTH) / TILE_WIDTH) * TILE_WIDTH);
+  const read = (at: number): Promise<readonly LogEntry[]> | undefined => {
+    if (at >= end) return undefined;
+    const p = source.entries(at, Math.min(end, at + chunk));
+    p.catch(() => undefined); // examined when its turn comes
+    return p;
+  };
+  // The next chunk is read while this one is hashed.
+  let next = read(0);
+  for (let at = 0; at < end && !stopped; at += chunk) {
+    const chunkEnd = Math.min(end, at + chunk);
     let rows: readonly LogEntry[];
     try {
-      rows = await source.entries(at, chunkEnd);
+      rows = await (next as Promise<readonly LogEntry[]>);
     } catch (err) {
       problems.push({ kind: 'entry_missing', message: `entries from ${at} could not be read: ${(err as Error).message}`, index: at });
       break;
     }
+    next = read(at + chunk);
     for (let i = at; i < chunkEnd; i++) {
       const row = rows[i - at];
       if (!row || row.index !== i) {
@@ -253,24 +287,31 @@ export async function verifyLog(source: LogSource, options: { verifier: NoteVeri
         h = row.storedLeafHash;
         pruned++;
       } else {
-        h = leafHash(row.entry);
+        h = typeof row.entry === 'string' ? leafHashOfText(row.entry) : leafHash(row.entry);
         if (row.storedLeafHash && !sameBytes(row.storedLeafHash, h)) {
           problems.push({ kind: 'leaf_hash_mismatch', message: `entry ${i} does not hash to its stored leaf hash: it was altered`, index: i });
         }
       }
-      range.append(h);
+      if (tileSource && i < signedEnd) {
+        completed = [];
+        range.append(h, onNode);
+        pushLeaf(h);
+      } else {
+        range.append(h);
+      }
       checked++;
-      if (i < signedEnd) await pushHash(0, h);
       compareAt(range.size);
     }
+    await compareTiles();
   }
   if (!stopped) {
     // The partial tiles of the latest signed size.
     for (let level = 0; level < pending.length; level++) {
       const width = (pending[level] as Hash[]).length;
-      if (width > 0) await checkTile(level, width);
+      if (width > 0) checkTile(level, width);
     }
   }
+  await compareTiles();
 
   // An exact index explains a root mismatch over a range that contains it (a consequence, not
   // a second fault); a range counts only when nothing inside it was pinned down.
@@ -308,11 +349,12 @@ export function storeLogSource(audit: AuditStore, checkpoints: CheckpointStore):
     async size() {
       return (await audit.treeState())?.size ?? 0;
     },
+    chunk: 4096,
     async entries(start, end) {
       const rows = await audit.leafEntries(start, end);
       return rows.map((r) => ({
         index: r.leafIndex,
-        entry: new Uint8Array(Buffer.from(r.payload, 'utf8')),
+        entry: r.payload,
         storedLeafHash: new Uint8Array(Buffer.from(r.leafHash, 'hex')),
         // Pruned means both the marker and the blank payload; a marker on a row that still has a
         // payload is ignored, so that payload is still checked against its leaf hash.
@@ -339,6 +381,19 @@ export function tlogSource(fetch: (path: string) => Promise<Uint8Array>): LogSou
     note ??= fetch('checkpoint').then((b) => new TextDecoder('utf-8', { fatal: true }).decode(b));
     return note;
   };
+  const bundleEntries = async (start: number, end: number): Promise<LogEntry[]> => {
+    const index = start / TILE_WIDTH;
+    const width = end - start;
+    let bundle: Uint8Array;
+    try {
+      bundle = await fetch(tilePath({ level: 'entries', index, width }));
+    } catch (err) {
+      if ((err as TlogFetchError).status !== 410) throw err;
+      const hashes = decodeHashTile(await fetch(tilePath({ level: 0, index, width })));
+      return hashes.map((h, i) => ({ index: start + i, entry: new Uint8Array(0), storedLeafHash: h, pruned: true }));
+    }
+    return decodeEntryBundle(bundle).map((entry, i) => ({ index: start + i, entry }));
+  };
   return {
     checkpointNote,
     async checkpoints() {
@@ -348,18 +403,16 @@ export function tlogSource(fetch: (path: string) => Promise<Uint8Array>): LogSou
     async size() {
       return sizeOfUnverified(await checkpointNote()) ?? 0;
     },
+    // Bundles of one chunk are fetched concurrently: round trips, not hashing, bound an online run.
+    chunk: 64 * TILE_WIDTH,
     async entries(start, end) {
-      const index = start / TILE_WIDTH;
-      const width = end - start;
-      let bundle: Uint8Array;
-      try {
-        bundle = await fetch(tilePath({ level: 'entries', index, width }));
-      } catch (err) {
-        if ((err as TlogFetchError).status !== 410) throw err;
-        const hashes = decodeHashTile(await fetch(tilePath({ level: 0, index, width })));
-        return hashes.map((h, i) => ({ index: start + i, entry: new Uint8Array(0), storedLeafHash: h, pruned: true }));
-      }
-      return decodeEntryBundle(bundle).map((entry, i) => ({ index: start + i, entry }));
+      const bundles: Promise<LogEntry[]>[] = [];
+      for (let at = start; at < end; at += TILE_WIDTH) bundles.push(bundleEntries(at, Math.min(end, at + TILE_WIDTH)));
+      // Up to the first bundle that failed: the verifier then reports the first missing index.
+      const settled = await Promise.allSettled(bundles);
+      const failed = settled.findIndex((r) => r.status === 'rejected');
+      if (failed === 0) throw (settled[0] as PromiseRejectedResult).reason;
+      return settled.slice(0, failed < 0 ? settled.length : failed).flatMap((r) => (r as PromiseFulfilledResult<LogEntry[]>).value);
     },
     async tile(level, index, width) {
       return decodeHashTile(await fetch(tilePath({ level, index, width })));

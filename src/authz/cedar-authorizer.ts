@@ -1,42 +1,74 @@
-import { cedar } from './cedar-wasm.js';
+import { type Clock, systemClock } from '../core/clock.js';
 import type { Principal } from '../identity/principal.js';
 import type { AuthzDecision, Authorizer, AuthzRequest } from './authorizer.js';
-import { type EntityUid, RAMPART_POLICY_STORE, actionUid, roleUid, tenantUid } from './entities.js';
-import { policiesById, readsContext } from './policy-set.js';
+import { RAMPART_POLICY_STORE, actionUid, roleUid, tenantUid } from './entities.js';
+import type { EntityJson, PolicyEvaluator, PreparedPolicySet } from './evaluator.js';
+import { readsContext } from './policy-set.js';
 import type { PolicyStore, PolicyVersionRecord } from './store.js';
+import { VAULT_PATH_TYPE, vaultPathAttributes } from './vault-path.js';
 
 interface LoadedPolicySet {
   readonly version: number;
+  /** Tenant, version and content hash: what a cached decision was made under. */
   readonly id: string;
+  readonly prepared: PreparedPolicySet;
   readonly cacheable: boolean;
 }
 
 /** Decisions kept per process; the oldest is dropped first. */
 const DECISION_CACHE_SIZE = 10_000;
 
+export interface CedarAuthorizerOptions {
+  readonly policies: Pick<PolicyStore, 'active'>;
+  /**
+   * Parses and evaluates the policy sets. {@link CedarWasmEvaluator} keeps a bounded number of
+   * sets parsed inside cedar-wasm (which cannot free one) and reuses the slot of the least
+   * recently used, so superseded versions do not accumulate in Wasm memory.
+   */
+  readonly evaluator: PolicyEvaluator;
+  /** Also told of every invalidation: the decision API's own caches (src/authz/decisions.ts). */
+  readonly onInvalidate?: (tenant: string) => void;
+  /**
+   * How long a loaded policy set is used before the store is read again (ms; default 1,000;
+   * `Infinity` never): bounds how long a change acknowledged by another replica goes unseen here.
+   * An unchanged version keeps its prepared set.
+   */
+  readonly maxAgeMs?: number;
+  readonly clock?: Clock;
+}
+
 /**
- * The reference authorizer: `@cedar-policy/cedar-wasm`, evaluating the addressed tenant's active
- * `rampart` policy set.
+ * The reference authorizer: the addressed tenant's active `rampart` policy set, evaluated by the
+ * {@link PolicyEvaluator} (cedar-wasm).
  *
- * Policy sets are parsed once per version with `preparsePolicySet` and evaluated with
- * `statefulIsAuthorized`; the preparsed id includes the content hash, so a new version can never
- * be served from a stale parse. Decisions are cached when the policy set never reads the request
- * context: the entities are then a pure function of the cache key (principal, its tenant, roles
- * and authentication method; action; resource; tenant), and the key includes the policy set's
- * content hash, so a cached decision cannot outlive the version that made it.
+ * Policy sets are prepared once per version and kept until {@link invalidate} (or, for changes
+ * made through another replica, until `maxAgeMs` has passed and the store shows a new version). Decisions are
+ * cached when the policy set never reads the request context: the entities are then a pure
+ * function of the cache key (principal, its tenant, roles and authentication method; action;
+ * resource; tenant), and the key includes the policy set's content hash, so a cached decision
+ * cannot outlive the version that made it.
  */
 export class CedarAuthorizer implements Authorizer {
-  readonly #policies: PolicyStore;
-  readonly #loaded = new Map<string, Promise<LoadedPolicySet | undefined>>();
+  readonly #policies: Pick<PolicyStore, 'active'>;
+  readonly #evaluator: PolicyEvaluator;
+  readonly #onInvalidate: ((tenant: string) => void) | undefined;
+  readonly #loaded = new Map<string, { readonly pending: Promise<LoadedPolicySet | undefined>; readonly readAt: number }>();
+  readonly #maxAgeMs: number;
+  readonly #clock: Clock;
   readonly #decisions = new Map<string, AuthzDecision>();
 
-  constructor(policies: PolicyStore) {
-    this.#policies = policies;
+  constructor(options: CedarAuthorizerOptions) {
+    this.#policies = options.policies;
+    this.#evaluator = options.evaluator;
+    this.#onInvalidate = options.onInvalidate;
+    this.#maxAgeMs = options.maxAgeMs ?? 1000;
+    this.#clock = options.clock ?? systemClock;
   }
 
   invalidate(tenant: string): void {
     this.#loaded.delete(tenant);
     this.#decisions.clear();
+    this.#onInvalidate?.(tenant);
   }
 
   async authorize(request: AuthzRequest): Promise<AuthzDecision> {
@@ -53,48 +85,65 @@ export class CedarAuthorizer implements Authorizer {
     const cached = key === undefined ? undefined : this.#decisions.get(key);
     if (cached) return cached;
 
-    const answer = cedar.statefulIsAuthorized({
-      principal: { type: request.principal.type, id: request.principal.id },
-      action: actionUid(request.action),
-      resource: request.resource,
-      context: request.context,
-      preparsedPolicySetId: loaded.id,
-      entities: entitiesFor(request),
-    });
-    if (answer.type === 'failure') return deny(answer.errors.map((e) => e.message), loaded.version);
-    const { decision, diagnostics } = answer.response;
-    const result: AuthzDecision = {
-      decision: decision === 'allow' ? 'allow' : 'deny',
-      reasons: diagnostics.reason,
-      errors: diagnostics.errors.map((e) => `${e.policyId}: ${e.error.message}`),
+    let result;
+    try {
+      result = this.#evaluator.isAuthorized(loaded.prepared, {
+        principal: { type: request.principal.type, id: request.principal.id },
+        action: actionUid(request.action),
+        resource: request.resource,
+        context: request.context,
+        entities: entitiesFor(request),
+      });
+    } catch (err) {
+      return deny([(err as Error).message], loaded.version);
+    }
+    const decided: AuthzDecision = {
+      decision: result.decision,
+      reasons: result.reasons,
+      errors: result.errors.map((e) => `${e.policyId}: ${e.message}`),
       policyVersion: loaded.version,
     };
     if (key !== undefined) {
       if (this.#decisions.size >= DECISION_CACHE_SIZE) this.#decisions.delete(this.#decisions.keys().next().value!);
-      this.#decisions.set(key, result);
+      this.#decisions.set(key, decided);
     }
-    return result;
+    return decided;
   }
 
   #load(tenant: string): Promise<LoadedPolicySet | undefined> {
-    let pending = this.#loaded.get(tenant);
-    if (!pending) {
-      pending = this.#policies.active(tenant, RAMPART_POLICY_STORE).then((record) => record && preparse(record));
-      this.#loaded.set(tenant, pending);
-    }
+    const now = this.#clock.now().getTime();
+    const known = this.#loaded.get(tenant);
+    if (known && (this.#maxAgeMs === Infinity || now - known.readAt < this.#maxAgeMs)) return known.pending;
+    const pending = this.#read(tenant, known?.pending);
+    this.#loaded.set(tenant, { pending, readAt: now });
     return pending;
+  }
+
+  /** The active set; the previously loaded one, prepared already, when the version did not change. */
+  async #read(tenant: string, previous: Promise<LoadedPolicySet | undefined> | undefined): Promise<LoadedPolicySet | undefined> {
+    const record = await this.#policies.active(tenant, RAMPART_POLICY_STORE);
+    if (!record) return undefined;
+    const before = await previous?.catch(() => undefined);
+    return before && before.id === policySetId(record) ? before : this.#prepare(record);
+  }
+
+  async #prepare(record: PolicyVersionRecord): Promise<LoadedPolicySet> {
+    let prepared: PreparedPolicySet;
+    try {
+      prepared = await this.#evaluator.prepare({ policies: record.policies });
+    } catch (err) {
+      throw new Error(`active policy version ${record.version} does not parse: ${(err as Error).message}`, { cause: err });
+    }
+    return {
+      version: record.version,
+      id: policySetId(record),
+      prepared,
+      cacheable: !readsContext(record.policies),
+    };
   }
 }
 
-function preparse(record: PolicyVersionRecord): LoadedPolicySet {
-  const id = `${record.tenant}/${record.store}/${record.version}/${record.hash}`;
-  const staticPolicies = policiesById(record.policies);
-  const parsed = cedar.preparsePolicySet(id, { staticPolicies });
-  if (parsed.type === 'failure') {
-    throw new Error(`active policy version ${record.version} does not parse: ${parsed.errors.map((e) => e.message).join('; ')}`);
-  }
-  return { version: record.version, id, cacheable: !readsContext(staticPolicies) };
-}
+const policySetId = (r: PolicyVersionRecord): string => `${r.tenant}/${r.store}/${r.version}/${r.hash}`;
 
 function cacheKey(policySetId: string, r: AuthzRequest): string {
   const p = r.principal;
@@ -114,7 +163,7 @@ function deny(errors: string[], policyVersion: number | undefined): AuthzDecisio
 const WORKLOAD_TYPE = 'Rampart::Workload';
 const SPIFFE_ID_TYPE = 'Rampart::SpiffeId';
 
-function principalEntity(p: Principal): cedar.EntityJson {
+function principalEntity(p: Principal): EntityJson {
   return {
     uid: { type: p.type, id: p.id },
     attrs: { tenant: p.tenant, auth_method: p.authMethod, ...(p.type === WORKLOAD_TYPE ? { spiffe_id: p.id } : {}) },
@@ -128,19 +177,24 @@ function principalEntity(p: Principal): cedar.EntityJson {
  * roles (granting a role one holds), so the principal's view of an entity wins and the resource
  * is added only when it is not already there.
  */
-function entitiesFor(request: AuthzRequest): cedar.EntityJson[] {
+function entitiesFor(request: AuthzRequest): EntityJson[] {
   const { principal, resource, tenant } = request;
-  const entities = new Map<string, cedar.EntityJson>();
-  const add = (e: cedar.EntityJson & { uid: EntityUid }) => {
+  const entities = new Map<string, EntityJson>();
+  const add = (e: EntityJson) => {
     const k = `${e.uid.type}::${e.uid.id}`;
     if (!entities.has(k)) entities.set(k, e);
   };
-  add(principalEntity(principal) as cedar.EntityJson & { uid: EntityUid });
+  add(principalEntity(principal));
   // Roles are named per tenant; as a resource (`token:grant-role`) a role belongs to the tenant addressed.
   for (const r of principal.roles) add({ uid: roleUid(r), attrs: { tenant }, parents: [] });
   const tenantEntity = tenantUid(tenant);
   const resourceIsTenant = resource.type === tenantEntity.type && resource.id === tenantEntity.id;
-  const resourceAttrs: Record<string, string> = resource.type === SPIFFE_ID_TYPE ? { tenant, spiffe_id: resource.id } : { tenant };
+  const resourceAttrs: Record<string, string> =
+    resource.type === SPIFFE_ID_TYPE
+      ? { tenant, spiffe_id: resource.id }
+      : resource.type === VAULT_PATH_TYPE
+        ? { ...vaultPathAttributes(resource.id), tenant }
+        : { tenant };
   add({ uid: resource, attrs: resourceAttrs, parents: resourceIsTenant ? [] : [tenantEntity] });
   add({ uid: tenantEntity, attrs: { tenant }, parents: [] });
   return [...entities.values()];

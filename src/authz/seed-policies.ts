@@ -1,7 +1,12 @@
 import { createHash } from 'node:crypto';
 import { DEFAULT_TENANT } from '../core/ids.js';
 
-const OPERATOR_ACTIONS = ['Rampart::Action::"tenant:create"', 'Rampart::Action::"tenant:list"'];
+const OPERATOR_ACTIONS = [
+  'Rampart::Action::"tenant:create"',
+  'Rampart::Action::"tenant:list"',
+  // Sealing, unsealing, sys/init and keyring rotation act on every tenant's secrets (docs/secrets.md).
+  'Rampart::Action::"secrets:barrier"',
+];
 
 /**
  * The policy set a tenant's `rampart` store starts with. It permits the tenant's own `admin`
@@ -42,6 +47,41 @@ export function seedPolicies(tenant: string): Record<string, string> {
     '@id("workload-renew-own-svid")',
     'permit (principal is Rampart::Workload, action == Rampart::Action::"pki:sign", resource is Rampart::SpiffeId)',
     `when { principal.tenant == ${t} && resource.tenant == ${t} && resource.spiffe_id == principal.spiffe_id };`,
+    '',
+    // Services are policy enforcement points: they ask for decisions and pull bundles to decide
+    // locally, against their own tenant's stores only (docs/authz-decisions.md).
+    '@id("workload-authz-decisions")',
+    'permit (principal is Rampart::Workload, action in [Rampart::Action::"authz:check", Rampart::Action::"authz:bundle"], resource)',
+    `when { principal.tenant == ${t} && resource.tenant == ${t} };`,
+  );
+  // Node agents (docs/pki.md, "Node attestation"): an attested node receives an SVID only for the
+  // ID its evidence proves; with that SVID it may read its entries and events, and obtain SVIDs
+  // only for entries whose parent is itself (the resource is the entry's parent).
+  text.push(
+    '',
+    '@id("agent-attest-own-id")',
+    'permit (principal is Rampart::Workload, action == Rampart::Action::"pki:attest", resource is Rampart::SpiffeId)',
+    `when { principal.tenant == ${t} && resource.tenant == ${t} && principal.auth_method == "attestation" && resource.spiffe_id == principal.spiffe_id };`,
+    '',
+    '@id("workload-agent-sync")',
+    'permit (principal is Rampart::Workload, action in [Rampart::Action::"pki:agent-sync", Rampart::Action::"pki:events"], resource)',
+    `when { principal.tenant == ${t} && resource.tenant == ${t} };`,
+    '',
+    '@id("agent-sign-for-own-workloads")',
+    'permit (principal is Rampart::Workload, action == Rampart::Action::"pki:sign-for-workload", resource is Rampart::SpiffeId)',
+    `when { principal.tenant == ${t} && resource.tenant == ${t} && resource.spiffe_id == principal.spiffe_id };`,
+  );
+  // Vault's `default` policy: every token may look up, renew and revoke itself and ask for its own capabilities (docs/secrets.md).
+  text.push(
+    '',
+    '@id("vault-token-self")',
+    'permit (principal is Rampart::Token, action in [Rampart::Action::"vault:read", Rampart::Action::"vault:update"], resource is Rampart::VaultPath)',
+    `when { principal.tenant == ${t} && resource.tenant == ${t} && ["auth/token/lookup-self", "auth/token/renew-self", "auth/token/revoke-self", "sys/capabilities-self"].contains(resource.path) };`,
+    '',
+    // A workload exchanges its SVID for a token with Vault's cert login; the cert roles decide the policies.
+    '@id("vault-cert-login")',
+    'permit (principal is Rampart::Workload, action == Rampart::Action::"vault:update", resource is Rampart::VaultPath)',
+    `when { principal.tenant == ${t} && resource.tenant == ${t} && resource.path == "auth/cert/login" };`,
   );
   return { 'rampart.cedar': `${text.join('\n')}\n` };
 }

@@ -30,8 +30,21 @@ export interface ServerConfig {
    * leaf hashes stay). Undefined: keep every payload forever (the default).
    */
   readonly auditRetentionMs: number | undefined;
+  /**
+   * The audit log's origin (its checkpoints' first line and note key name), used when the log is
+   * created; undefined keeps `rampart.local/audit/<random>`. A log keeps its origin for life: a
+   * different value at a later start is refused (src/audit/checkpointer.ts).
+   */
+  readonly auditOrigin?: string | undefined;
   /** Where the audit log is streamed (config file key `audit_sinks`; see docs/audit-sinks.md). */
   readonly auditSinks: readonly AuditSinkConfig[];
+  /** Kubernetes clusters whose projected service-account tokens attest node agents (config file key `k8s_attestors`; docs/pki.md). */
+  readonly k8sAttestors: readonly K8sAttestorConfig[];
+  /**
+   * Share of allowed decisions of the decision API whose request and determining policies are
+   * logged in the audit event, 0..1 (every deny always is; docs/authz-decisions.md). Default 1.
+   */
+  readonly authzDecisionLogAllowSample: number;
 }
 
 export type AuditSinkConfig = JsonlSinkConfig | SyslogSinkConfig | WebhookSinkConfig;
@@ -77,6 +90,8 @@ export interface ServerFlags {
   advertiseAddr?: string | undefined;
   pkiMaxTtl?: string | undefined;
   auditRetention?: string | undefined;
+  auditOrigin?: string | undefined;
+  authzDecisionLogAllowSample?: string | undefined;
 }
 
 const FILE_KEYS = {
@@ -88,6 +103,8 @@ const FILE_KEYS = {
   advertise_addr: 'advertiseAddr',
   pki_max_ttl: 'pkiMaxTtl',
   audit_retention: 'auditRetention',
+  audit_origin: 'auditOrigin',
+  authz_decision_log_allow_sample: 'authzDecisionLogAllowSample',
 } as const satisfies Record<string, keyof ServerFlags>;
 
 const ENV_KEYS = {
@@ -99,6 +116,8 @@ const ENV_KEYS = {
   RAMPART_ADVERTISE_ADDR: 'advertiseAddr',
   RAMPART_PKI_MAX_TTL: 'pkiMaxTtl',
   RAMPART_AUDIT_RETENTION: 'auditRetention',
+  RAMPART_AUDIT_ORIGIN: 'auditOrigin',
+  RAMPART_AUTHZ_DECISION_LOG_ALLOW_SAMPLE: 'authzDecisionLogAllowSample',
 } as const satisfies Record<string, keyof ServerFlags>;
 
 export class ConfigError extends Error {
@@ -135,8 +154,11 @@ export function resolveServerConfig(
     advertiseAddr: parseAdvertiseAddr(pick('advertiseAddr') ?? `https://${listen.host.includes(':') ? `[${listen.host}]` : listen.host}:${listen.port}`),
     pkiMaxTtlMs: parseMaxTtl(pick('pkiMaxTtl') ?? '24h'),
     auditRetentionMs: parseRetention(pick('auditRetention')),
+    auditOrigin: parseAuditOrigin(pick('auditOrigin')),
     // Relative sink paths are relative to the config file, like the file's other references.
     auditSinks: parseAuditSinks(file.auditSinks, env, configPath ? dirname(configPath) : cwd),
+    k8sAttestors: configPath ? k8sAttestorsIn(configPath) : [],
+    authzDecisionLogAllowSample: parseSampleRate(pick('authzDecisionLogAllowSample') ?? '1'),
   };
 }
 
@@ -167,6 +189,19 @@ function parseMaxTtl(value: string): number {
 const MIN_RETENTION_MS = 3_600_000;
 
 /** `none` (or unset) keeps audit payloads forever; otherwise a duration of at least 1h, e.g. "2160h". */
+/**
+ * A C2SP signed-note key name, which is also the checkpoint origin: non-empty, no Unicode space,
+ * no '+', no control character (c2sp.org/signed-note); by convention a schema-less URL such as
+ * `rampart.example.com/audit` (c2sp.org/tlog-checkpoint).
+ */
+function parseAuditOrigin(value: string | undefined): string | undefined {
+  if (value === undefined) return undefined;
+  if (value.length > 255 || !/^[^\s+\u0000-\u001f\u007f]+$/u.test(value)) {
+    throw new ConfigError(`audit origin must be 1-255 characters without spaces, "+" or control characters, e.g. "rampart.example.com/audit" (got ${JSON.stringify(value.slice(0, 80))})`);
+  }
+  return value;
+}
+
 function parseRetention(value: string | undefined): number | undefined {
   if (value === undefined || value === 'none') return undefined;
   const ms = /^\d+$/.test(value) ? undefined : parseDuration(value);
@@ -174,6 +209,15 @@ function parseRetention(value: string | undefined): number | undefined {
     throw new ConfigError(`audit retention must be "none" or a duration with a unit of at least 1h, e.g. "2160h" (got "${value}")`);
   }
   return ms;
+}
+
+/** A fraction 0..1; a percentage or a typo must not silently log everything or nothing. */
+function parseSampleRate(value: string): number {
+  const n = Number(value);
+  if (value.trim() === '' || !Number.isFinite(n) || n < 0 || n > 1) {
+    throw new ConfigError(`authz decision log allow sample must be a number from 0 to 1, e.g. "0.1" (got "${value}")`);
+  }
+  return n;
 }
 
 function readConfigFile(path: string): { flags: ServerFlags; auditSinks: unknown } {
@@ -188,6 +232,7 @@ function readConfigFile(path: string): { flags: ServerFlags; auditSinks: unknown
   const out: ServerFlags = {};
   let auditSinks: unknown;
   for (const [key, value] of Object.entries(doc as Record<string, unknown>)) {
+    if (key === 'k8s_attestors') continue; // read by k8sAttestorsIn
     if (key === 'audit_sinks') {
       auditSinks = value;
       continue;
@@ -321,3 +366,70 @@ function parseAuditSinks(value: unknown, env: Record<string, string | undefined>
     }
   });
 }
+
+/** One `k8s_attestors` entry: a cluster whose projected service-account tokens attest agents. */
+export interface K8sAttestorConfig {
+  readonly cluster: string;
+  /** The tenant the cluster's agents belong to (default `default`). */
+  readonly tenant: string;
+  readonly issuer: string;
+  readonly audience: string;
+  /** Exactly one of the three key sources. */
+  readonly jwks: { keys: Record<string, unknown>[] } | undefined;
+  readonly jwksFile: string | undefined;
+  readonly jwksUri: string | undefined;
+}
+
+const K8S_ATTESTOR_KEYS = ['cluster', 'tenant', 'issuer', 'audience', 'jwks', 'jwks_file', 'jwks_uri'];
+/** The cluster name becomes a SPIFFE ID path segment and a selector value. */
+const CLUSTER_NAME = /^[A-Za-z0-9._-]{1,63}$/;
+
+/**
+ * `k8s_attestors` of the config file: `cluster`, `issuer` and `audience` required, `tenant`
+ * optional, and exactly one of `jwks` (the JWK Set, inline as YAML/JSON), `jwks_file` (relative to
+ * the config file) or `jwks_uri` (https). Unknown keys are refused, as for sinks.
+ */
+function k8sAttestorsIn(configPath: string): K8sAttestorConfig[] {
+  const doc = parseYaml(readFileSync(configPath, 'utf8')) as Record<string, unknown> | null;
+  const value = doc?.k8s_attestors;
+  if (value === undefined || value === null) return [];
+  if (!Array.isArray(value)) throw new ConfigError('k8s_attestors must be a list');
+  const clusters = new Set<string>();
+  return value.map((entry: unknown, i) => {
+    const at = `k8s_attestors[${i}]`;
+    if (entry === null || typeof entry !== 'object' || Array.isArray(entry)) throw new ConfigError(`${at} must be a mapping`);
+    const raw = entry as Record<string, unknown>;
+    for (const key of Object.keys(raw)) if (!K8S_ATTESTOR_KEYS.includes(key)) throw new ConfigError(`${at}: unknown key "${key}" (allowed: ${K8S_ATTESTOR_KEYS.join(', ')})`);
+    const str = (key: string): string | undefined => {
+      const v = raw[key];
+      if (v === undefined || v === null) return undefined;
+      if (typeof v !== 'string' || v === '') throw new ConfigError(`${at}: ${key} must be a non-empty string`);
+      return v;
+    };
+    const cluster = str('cluster');
+    if (cluster === undefined || !CLUSTER_NAME.test(cluster)) throw new ConfigError(`${at}: cluster must be 1-63 characters of [A-Za-z0-9._-]`);
+    if (clusters.has(cluster)) throw new ConfigError(`${at}: cluster "${cluster}" is configured twice`);
+    clusters.add(cluster);
+    const issuer = str('issuer');
+    const audience = str('audience');
+    if (issuer === undefined || audience === undefined) throw new ConfigError(`${at}: issuer and audience are required`);
+    const jwks = raw.jwks;
+    if (jwks !== undefined && (jwks === null || typeof jwks !== 'object' || !Array.isArray((jwks as { keys?: unknown }).keys))) {
+      throw new ConfigError(`${at}: jwks must be a JWK Set ({"keys": [...]})`);
+    }
+    const jwksFile = str('jwks_file');
+    const jwksUri = str('jwks_uri');
+    if ([jwks, jwksFile, jwksUri].filter((v) => v !== undefined).length !== 1) throw new ConfigError(`${at}: give exactly one of jwks, jwks_file, jwks_uri`);
+    if (jwksUri !== undefined && !jwksUri.startsWith('https://')) throw new ConfigError(`${at}: jwks_uri must be an https:// URL`);
+    return {
+      cluster,
+      tenant: str('tenant') ?? 'default',
+      issuer,
+      audience,
+      jwks: jwks as K8sAttestorConfig['jwks'],
+      jwksFile: jwksFile === undefined ? undefined : resolve(dirname(configPath), jwksFile),
+      jwksUri,
+    };
+  });
+}
+

@@ -44,6 +44,7 @@ export const ERROR_CODES = {
   'authz.store_empty': { status: 404, title: 'The policy store has no active policy version' },
   'authz.action_unknown': { status: 400, title: "The action is not declared in the policy store's schema" },
   'authz.request_invalid': { status: 400, title: 'The decision request cannot be evaluated: its entities or context are malformed' },
+  'authz.candidate_invalid': { status: 400, title: 'The candidate policy set of a preview does not parse' },
   // authz: policy stores, versions and entities (docs/authz-policies.md)
   'authz.store_not_found': { status: 404, title: 'No such policy store' },
   'authz.version_not_found': { status: 404, title: 'No such policy version' },
@@ -54,6 +55,7 @@ export const ERROR_CODES = {
   'authz.entities_invalid': { status: 400, title: 'The entities are malformed, of an unknown type or have a cycle in their parents' },
   'authz.limit_exceeded': { status: 413, title: 'The policy set, tests or entities exceed a size limit' },
   'authz.schema_fixed': { status: 400, title: "The rampart store's schema is Rampart's own and cannot be pushed" },
+  'authz.version_conflict': { status: 409, title: 'Another change to the policy store committed at the same time' },
   // audit
   'audit.write_failed': { status: 503, title: 'The audit log could not record the operation' },
   'audit.pushback': { status: 503, title: 'The audit log is overloaded; retry later' },
@@ -62,6 +64,8 @@ export const ERROR_CODES = {
   'audit.checkpoint_invalid': { status: 422, title: 'The checkpoint is malformed or its signature does not verify' },
   'audit.log_inconsistent': { status: 500, title: 'The audit log contradicts a signed checkpoint' },
   'audit.entry_pruned': { status: 410, title: 'Retention pruned the content of an entry in this range' },
+  'audit.origin_mismatch': { status: 500, title: 'The configured audit origin differs from the origin the log was created with' },
+  'audit.entry_too_large': { status: 500, title: 'The audit event exceeds the largest entry the log holds' },
   // pki
   'pki.csr_invalid': { status: 400, title: 'The certificate signing request is not valid' },
   'pki.ca_unavailable': { status: 503, title: 'The certificate authority is not available' },
@@ -70,21 +74,30 @@ export const ERROR_CODES = {
   'pki.ttl_invalid': { status: 400, title: 'Certificate TTL is not valid' },
   'pki.certificate_not_found': { status: 404, title: 'No such certificate' },
   'pki.ocsp_request_invalid': { status: 400, title: 'The OCSP request is not valid' },
+  // pki: key types, trust bundles, CA rotation (issue 3 part B)
+  'pki.key_unsupported': { status: 400, title: 'The key type is not supported for certificates' },
+  'pki.rotation_in_progress': { status: 409, title: 'A CA rotation is already prepared' },
+  'pki.rotation_not_prepared': { status: 409, title: 'No prepared intermediate CA to activate' },
+  'pki.root_offline': { status: 409, title: 'The root CA key is not on this server' },
+  'pki.root_key_invalid': { status: 400, title: 'The root key does not decrypt or matches no root CA' },
+  'pki.issuer_not_found': { status: 404, title: 'No issuing CA with that key id answers here' },
+  'pki.ca_certificate_invalid': { status: 400, title: 'The signed intermediate CA certificate is not acceptable' },
   // pki: registration entries and node attestation (docs/pki.md)
   'pki.selector_invalid': { status: 400, title: 'A selector is not <type>:<value>' },
   'pki.registration_not_found': { status: 404, title: 'No such registration entry' },
+  'pki.registration_exists': { status: 409, title: 'An entry with that SPIFFE ID, parent and selectors already exists' },
   'pki.attestation_invalid': { status: 400, title: 'Send exactly one kind of attestation evidence' },
   'pki.join_token_invalid': { status: 401, title: 'The join token is not recognised' },
   'pki.join_token_expired': { status: 401, title: 'The join token has expired' },
   'pki.join_token_replayed': { status: 401, title: 'The join token was already used' },
-  'pki.k8s_token_invalid': { status: 401, title: 'The Kubernetes token is malformed or lacks its kubernetes.io claims' },
-  'pki.k8s_token_issuer_unknown': { status: 401, title: 'No Kubernetes attestor is configured for the token issuer' },
-  'pki.k8s_token_alg_forbidden': { status: 401, title: 'The Kubernetes token uses a signature algorithm that is not accepted' },
-  'pki.k8s_token_signature_invalid': { status: 401, title: 'The Kubernetes token signature does not verify' },
-  'pki.k8s_token_expired': { status: 401, title: 'The Kubernetes token has expired' },
-  'pki.k8s_token_not_yet_valid': { status: 401, title: 'The Kubernetes token is not yet valid' },
-  'pki.k8s_token_audience_invalid': { status: 401, title: 'The Kubernetes token is not meant for this server' },
-  'pki.k8s_jwks_unavailable': { status: 503, title: "The Kubernetes issuer's keys could not be fetched" },
+  'pki.kube_token_invalid': { status: 401, title: 'The Kubernetes token is malformed or lacks its kubernetes.io claims' },
+  'pki.kube_token_issuer_unknown': { status: 401, title: 'No Kubernetes attestor is configured for the token issuer' },
+  'pki.kube_token_alg_forbidden': { status: 401, title: 'The Kubernetes token uses a signature algorithm that is not accepted' },
+  'pki.kube_token_signature_invalid': { status: 401, title: 'The Kubernetes token signature does not verify' },
+  'pki.kube_token_expired': { status: 401, title: 'The Kubernetes token has expired' },
+  'pki.kube_token_not_yet_valid': { status: 401, title: 'The Kubernetes token is not yet valid' },
+  'pki.kube_token_audience_invalid': { status: 401, title: 'The Kubernetes token is not meant for this server' },
+  'pki.kube_jwks_unavailable': { status: 503, title: "The Kubernetes issuer's keys could not be fetched" },
   // store
   'store.unavailable': { status: 503, title: 'The store is unreachable' },
   // secrets barrier
@@ -112,6 +125,19 @@ export const ERROR_CODES = {
   'transit.decrypt_failed': { status: 400, title: 'The ciphertext does not decrypt under this key' },
   'transit.version_disallowed': { status: 400, title: "The key version is outside what the key's configuration allows" },
   'transit.deletion_not_allowed': { status: 400, title: 'The key may not be deleted' },
+  // secrets: leases (docs/secrets.md#leases)
+  'lease.not_found': { status: 400, title: 'No such lease' },
+  'lease.expired': { status: 400, title: 'The lease has expired' },
+  'lease.not_renewable': { status: 400, title: 'The lease is not renewable' },
+  'lease.revoke_failed': { status: 502, title: 'The secret behind the lease could not be revoked; revocation is retried' },
+  // secrets: database engine (docs/secrets.md#database-engine)
+  'database.config_not_found': { status: 404, title: 'No such database connection' },
+  'database.config_invalid': { status: 400, title: 'The database connection configuration is not valid' },
+  'database.role_not_found': { status: 404, title: 'No such database role' },
+  'database.role_invalid': { status: 400, title: 'The database role is not valid' },
+  'database.role_not_allowed': { status: 400, title: 'The connection does not allow this role' },
+  'database.unavailable': { status: 502, title: 'The database could not be reached' },
+  'database.statement_failed': { status: 502, title: 'The database refused a statement' },
   // server
   'server.internal': { status: 500, title: 'Internal error' },
   'server.shutting_down': { status: 503, title: 'The server is shutting down' },
@@ -153,6 +179,8 @@ export class PkiError extends RampartError<CodesOf<'pki'>> {}
 export class StoreError extends RampartError<CodesOf<'store'>> {}
 export class SecretsError extends RampartError<CodesOf<'secrets'>> {}
 export class TransitError extends RampartError<CodesOf<'transit'>> {}
+export class LeaseError extends RampartError<CodesOf<'lease'>> {}
+export class DatabaseError extends RampartError<CodesOf<'database'>> {}
 export class ServerError extends RampartError<CodesOf<'server'>> {}
 
 export function isRampartError(err: unknown): err is RampartError {

@@ -10,6 +10,7 @@ export interface Principal {
   readonly tenant: string;
   /** Role names; each becomes a `Rampart::Role` parent of the principal entity. */
   readonly roles: readonly string[];
-  readonly authMethod: 'token' | 'mtls';
+  /** `attestation`: a node agent proving itself with a join token or Kubernetes token (docs/pki.md). */
+  readonly authMethod: 'token' | 'mtls' | 'attestation';
   readonly displayName: string;
 }

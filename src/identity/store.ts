@@ -30,6 +30,18 @@ export interface TokenRecord {
   readonly createdAt: string;
   readonly expiresAt: string | null;
   readonly revokedAt: string | null;
+  /**
+   * Vault token semantics (auth/token, docs/secrets.md); absent on tokens made by `POST /v1/tokens`.
+   * `parent`: the accessor of the token that created it (revoked with it); absent for orphans.
+   */
+  readonly parent?: string | undefined;
+  /** Seconds: a periodic token renews to now + period, with no max TTL but an explicit one. */
+  readonly period?: number | undefined;
+  /** The TTL the token was created with, in seconds (renewal's default increment). */
+  readonly creationTtl?: number | undefined;
+  /** The explicit max TTL's end: no renewal reaches past it. */
+  readonly explicitMaxExpiresAt?: string | undefined;
+  readonly renewable?: boolean | undefined;
 }
 
 /** Storage for bearer tokens. Only the hash of a token's secret part is ever stored. */
@@ -39,4 +51,72 @@ export interface TokenStore {
   get(accessor: string): Promise<TokenRecord | undefined>;
   /** Marks the token revoked; returns false when it does not exist in that tenant. */
   revoke(tenant: string, accessor: string, at: string): Promise<boolean>;
+  /** Accessors of the tokens the given token created (revoked or not). */
+  children(tenant: string, accessor: string): Promise<string[]>;
+  /** Moves an unrevoked token's expiry (renewal); returns false when it is revoked or absent. */
+  renew(tenant: string, accessor: string, expiresAt: string): Promise<boolean>;
+}
+
+/** An AppRole role (Vault auth/approle): what a login with its role ID and a secret ID yields. */
+export interface AppRoleRecord {
+  readonly tenant: string;
+  readonly name: string;
+  readonly roleId: string;
+  readonly policies: readonly string[];
+  /** Seconds; 0: secret IDs do not expire. */
+  readonly secretIdTtl: number;
+  /** 0: unlimited. */
+  readonly secretIdNumUses: number;
+  readonly tokenTtl: number;
+  readonly tokenMaxTtl: number;
+  readonly tokenPeriod: number;
+  readonly createdAt: string;
+}
+
+export interface AppRoleSecretIdRecord {
+  readonly accessor: string;
+  readonly tenant: string;
+  readonly role: string;
+  readonly secretHash: string;
+  /** Undefined: unlimited. */
+  readonly usesLeft: number | undefined;
+  readonly createdAt: string;
+  readonly expiresAt: string | undefined;
+}
+
+/** Storage for AppRole roles and secret IDs (only hashes of secret IDs are stored). */
+export interface AppRoleStore {
+  getRole(tenant: string, name: string): Promise<AppRoleRecord | undefined>;
+  /** Returns undefined when no role of the tenant has that role ID. */
+  roleByRoleId(tenant: string, roleId: string): Promise<AppRoleRecord | undefined>;
+  putRole(role: AppRoleRecord): Promise<void>;
+  /** Deletes the role and its secret IDs; returns false when there was none. */
+  deleteRole(tenant: string, name: string): Promise<boolean>;
+  listRoles(tenant: string): Promise<string[]>;
+  insertSecretId(record: AppRoleSecretIdRecord): Promise<void>;
+  getSecretId(accessor: string): Promise<AppRoleSecretIdRecord | undefined>;
+  /**
+   * Spends one use atomically: returns false when none is left (or the secret ID is gone), so two
+   * concurrent logins can never both spend the last use. The secret ID is deleted with its last use.
+   */
+  consumeSecretId(accessor: string): Promise<boolean>;
+  /** Returns false when there was no such secret ID. */
+  deleteSecretId(accessor: string): Promise<boolean>;
+}
+
+/** A cert auth role (Vault auth/cert): SVIDs whose SPIFFE ID it accepts, and the policies it grants. */
+export interface CertRoleRecord {
+  readonly tenant: string;
+  readonly name: string;
+  readonly allowedSpiffeIds: readonly string[];
+  readonly policies: readonly string[];
+  readonly tokenTtl: number;
+  readonly createdAt: string;
+}
+
+export interface CertRoleStore {
+  get(tenant: string, name: string): Promise<CertRoleRecord | undefined>;
+  list(tenant: string): Promise<CertRoleRecord[]>;
+  put(role: CertRoleRecord): Promise<void>;
+  delete(tenant: string, name: string): Promise<boolean>;
 }

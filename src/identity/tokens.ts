@@ -1,5 +1,5 @@
 import type { Clock } from '../core/clock.js';
-import { AuthError, TokenError } from '../core/errors.js';
+import { AuthError, SecretsError, TokenError } from '../core/errors.js';
 import type { Principal } from './principal.js';
 import type { TokenRecord, TokenStore } from './store.js';
 import { mintToken, parseToken, secretMatches } from './token.js';
@@ -37,6 +37,11 @@ export interface CreateTokenInput {
   /** Undefined means a token that never expires (the bootstrap admin token only). */
   readonly ttlMs: number | undefined;
   readonly createdBy: string | null;
+  /** Vault semantics (auth/token/create): see the fields of TokenRecord. */
+  readonly parent?: string | undefined;
+  readonly periodMs?: number | undefined;
+  readonly explicitMaxTtlMs?: number | undefined;
+  readonly renewable?: boolean | undefined;
 }
 
 /** Creates a token; the returned `token` string is the only copy of its secret. */
@@ -48,8 +53,15 @@ export async function createToken(
   if (input.ttlMs !== undefined && (input.ttlMs <= 0 || input.ttlMs > MAX_TOKEN_TTL_MS)) {
     throw new TokenError('token.ttl_invalid', `ttl must be between 1s and ${MAX_TOKEN_TTL_MS / 3_600_000}h`);
   }
+  for (const extra of [input.periodMs, input.explicitMaxTtlMs]) {
+    if (extra !== undefined && (extra <= 0 || extra > MAX_TOKEN_TTL_MS)) {
+      throw new TokenError('token.ttl_invalid', `period and explicit_max_ttl must be between 1s and ${MAX_TOKEN_TTL_MS / 3_600_000}h`);
+    }
+  }
   const minted = mintToken();
   const now = clock.now();
+  // A periodic token lives one period at a time; an explicit max TTL caps every expiry.
+  const ttlMs = Math.min(input.periodMs ?? input.ttlMs ?? Infinity, input.explicitMaxTtlMs ?? Infinity);
   const record: TokenRecord = {
     accessor: minted.accessor,
     tenant: input.tenant,
@@ -58,8 +70,12 @@ export async function createToken(
     displayName: input.displayName,
     createdBy: input.createdBy,
     createdAt: now.toISOString(),
-    expiresAt: input.ttlMs === undefined ? null : new Date(now.getTime() + input.ttlMs).toISOString(),
+    expiresAt: ttlMs === Infinity ? null : new Date(now.getTime() + ttlMs).toISOString(),
     revokedAt: null,
+    ...(input.parent === undefined ? {} : { parent: input.parent }),
+    ...(input.periodMs === undefined ? {} : { period: Math.floor(input.periodMs / 1000) }),
+    ...(input.renewable === undefined ? {} : { renewable: input.renewable, creationTtl: ttlMs === Infinity ? 0 : Math.floor(ttlMs / 1000) }),
+    ...(input.explicitMaxTtlMs === undefined ? {} : { explicitMaxExpiresAt: new Date(now.getTime() + input.explicitMaxTtlMs).toISOString() }),
   };
   await store.insert(record);
   return { token: minted.token, record };
@@ -104,7 +120,48 @@ export async function lookupToken(store: TokenStore, tenant: string, accessor: s
   return record;
 }
 
+/** Revokes the token and every token created under it (see {@link revokeTokenTree}), whichever API asks. */
 export async function revokeToken(store: TokenStore, clock: Clock, tenant: string, accessor: string): Promise<void> {
-  const ok = await store.revoke(tenant, accessor, clock.now().toISOString());
-  if (!ok) throw new TokenError('token.not_found', 'no token with that accessor in this tenant');
+  await revokeTokenTree(store, clock, tenant, accessor);
+}
+
+/**
+ * Renews a token (Vault auth/token/renew): the new expiry is now + `incrementMs` (default: the
+ * period for a periodic token, else its creation TTL), never past its explicit max TTL, and
+ * never shorter than what it has. Throws `secrets.token_not_renewable` for a token created
+ * without renewal (every `POST /v1/tokens` token, the bootstrap token) or one at its max.
+ */
+export async function renewToken(store: TokenStore, clock: Clock, record: TokenRecord, incrementMs: number | undefined): Promise<TokenRecord> {
+  if (record.revokedAt !== null) throw new TokenError('token.not_found', 'the token has been revoked');
+  if (record.renewable !== true || record.expiresAt === null) throw new SecretsError('secrets.token_not_renewable', 'the token is not renewable');
+  const now = clock.now().getTime();
+  const step = record.period ? record.period * 1000 : (incrementMs ?? (record.creationTtl ?? 0) * 1000);
+  if (step <= 0 || step > MAX_TOKEN_TTL_MS) throw new TokenError('token.ttl_invalid', 'increment must be between 1s and 768h');
+  const cap = record.explicitMaxExpiresAt === undefined ? Infinity : Date.parse(record.explicitMaxExpiresAt);
+  if (cap <= now) throw new SecretsError('secrets.token_not_renewable', 'the token reached its explicit max TTL');
+  const expires = new Date(Math.max(Date.parse(record.expiresAt), Math.min(now + step, cap))).toISOString();
+  if (!(await store.renew(record.tenant, record.accessor, expires))) throw new TokenError('token.not_found', 'no token with that accessor in this tenant');
+  return { ...record, expiresAt: expires };
+}
+
+/**
+ * Revokes a token and, depth first, every token it created (Vault: children are revoked with
+ * their parent; orphans have no parent). Returns the accessors revoked, the given one first.
+ */
+export async function revokeTokenTree(store: TokenStore, clock: Clock, tenant: string, accessor: string): Promise<string[]> {
+  if (!(await store.revoke(tenant, accessor, clock.now().toISOString()))) {
+    throw new TokenError('token.not_found', 'no token with that accessor in this tenant');
+  }
+  const revoked = [accessor];
+  const pending = await store.children(tenant, accessor);
+  const seen = new Set(revoked);
+  while (pending.length > 0) {
+    const child = pending.pop()!;
+    if (seen.has(child)) continue;
+    seen.add(child);
+    await store.revoke(tenant, child, clock.now().toISOString());
+    revoked.push(child);
+    pending.push(...(await store.children(tenant, child)));
+  }
+  return revoked;
 }

@@ -6,7 +6,7 @@
  */
 import 'reflect-metadata';
 import * as x509 from '@peculiar/x509';
-import { webcrypto } from 'node:crypto';
+import { constants, createPublicKey, type KeyObject, verify, webcrypto } from 'node:crypto';
 import { isIP } from 'node:net';
 import type { Clock } from '../core/clock.js';
 import { PkiError } from '../core/errors.js';
@@ -15,10 +15,15 @@ import {
   DEFAULT_KEY_ALGORITHM,
   generateKeyPair,
   type KeyAlgorithm,
+  KEY_ALGORITHMS,
   keyAlgorithmOf,
+  keyAlgorithmOfKeyObject,
   signingAlgorithmFor,
 } from './keys.js';
+import { childrenOf, contentBytes, elementBytes, oidText, readTlv, type Tlv } from './der-reader.js';
+import { canonicalSerial } from './issuer.js';
 import { parseSpiffeId, type SpiffeId } from './spiffe.js';
+import { writeSvid } from './tbs-svid.js';
 
 export interface CertificateAuthority {
   readonly certificate: x509.X509Certificate;
@@ -248,6 +253,23 @@ export async function createIntermediateCa(
   return { certificate, privateKey: keys.privateKey, algorithm };
 }
 
+/**
+ * A cross-certificate for root rotation: `subject`'s name and public key (a newer root) signed by
+ * `issuer` (the older root), with the CA constraints of a root. Its SKI is computed the same way
+ * as the newer root's own, so an intermediate's AKI matches both, and relying parties that trust
+ * only the older root build leaf → intermediate → cross-certificate → older root (RFC 4158 §2.3).
+ * Its validity is the newer root's, clamped to the older root's.
+ */
+export async function crossCertify(issuer: CertificateAuthority, subject: x509.X509Certificate, clock: Clock): Promise<x509.X509Certificate> {
+  const lifetime = subject.notAfter.getTime() - clock.now().getTime();
+  return signUnder(issuer, {
+    subject: subject.subjectName.toJSON(),
+    publicKey: await subject.publicKey.export(),
+    window: windowUnder(issuer, clock, Math.max(lifetime, MIN_TTL_MS)),
+    extensions: caExtensions(),
+  });
+}
+
 export interface IssueServerCertificateOptions {
   readonly publicKey: CryptoKey;
   readonly dnsNames: readonly string[];
@@ -285,8 +307,18 @@ export async function issueServerCertificate(
   });
 }
 
+/**
+ * A leaf public key already checked to be one of ours: a CSR's SubjectPublicKeyInfo as
+ * {@link parseCsr} returns it, used byte for byte.
+ */
+export interface LeafPublicKey {
+  /** DER SubjectPublicKeyInfo (RFC 5280 §4.1.2.7). */
+  readonly spki: Uint8Array;
+  readonly algorithm: KeyAlgorithm;
+}
+
 export interface IssueSvidOptions {
-  readonly publicKey: CryptoKey;
+  readonly publicKey: CryptoKey | LeafPublicKey;
   readonly spiffeId: SpiffeId;
   readonly dnsNames?: readonly string[];
   readonly clock: Clock;
@@ -299,16 +331,34 @@ export interface IssueSvidOptions {
   readonly commonName?: string;
 }
 
+/** A freshly signed SVID as DER, with the fields its record needs, so the hot path never re-parses it. */
+export interface IssuedSvid {
+  readonly der: Buffer;
+  /** Canonical serial hex (see `canonicalSerial`). */
+  readonly serialNumber: string;
+  readonly notBefore: Date;
+  readonly notAfter: Date;
+}
+
+const EMPTY_NAME = Buffer.from([0x30, 0x00]);
+
+async function spkiOf(publicKey: CryptoKey | LeafPublicKey): Promise<Uint8Array> {
+  if ('spki' in publicKey) return publicKey.spki;
+  checkLeafPublicKey(publicKey);
+  return new Uint8Array(await webcrypto.subtle.exportKey('spki', publicKey));
+}
+
 /**
  * An X.509-SVID leaf: exactly one URI SAN holding `spiffeId`, which must have a path (X509-SVID
- * §2, §3.1), optionally DNS SANs, and the leaf constraints of §4 (see {@link leafExtensions}).
+ * §2, §3.1), optionally DNS SANs, and the leaf constraints of §4 (see {@link leafExtensions}),
+ * written by tbs-svid.ts.
  *
  * Without `commonName` the subject is empty, and RFC 5280 §4.1.2.6 (restated in X509-SVID §3.1)
  * then requires the SAN extension to be critical.
  */
-export async function issueSvid(issuer: CertificateAuthority, options: IssueSvidOptions): Promise<x509.X509Certificate> {
+export async function issueSvidDer(issuer: CertificateAuthority, options: IssueSvidOptions): Promise<IssuedSvid> {
   const { publicKey, spiffeId, dnsNames = [], clock, ttlMs, crlDistributionUrl, ocspUrl, commonName } = options;
-  checkLeafPublicKey(publicKey);
+  const spki = await spkiOf(publicKey);
   checkPositive('ttlMs', ttlMs, MIN_TTL_MS);
   // The brand can be forged with a cast; the ID goes into a signed certificate, so re-check it.
   const parsed = parseSpiffeId(spiffeId);
@@ -316,157 +366,173 @@ export async function issueSvid(issuer: CertificateAuthority, options: IssueSvid
     throw new PkiError('pki.spiffe_id_invalid', `An SVID's SPIFFE ID must have a path (X509-SVID §3.1): ${parsed.id}`);
   }
   dnsNames.forEach(checkDnsName);
-  const subject = commonName === undefined ? undefined : commonNameSubject(commonName);
-  const names: x509.JsonGeneralNames = [
-    { type: 'url', value: parsed.id },
-    ...dnsNames.map((value) => ({ type: 'dns' as const, value })),
-  ];
-  const extensions: x509.Extension[] = [
-    ...leafExtensions(),
-    new x509.SubjectAlternativeNameExtension(names, subject === undefined),
-  ];
-  if (crlDistributionUrl !== undefined) {
-    checkDistributionUrl('crlDistributionUrl', crlDistributionUrl);
-    extensions.push(new x509.CRLDistributionPointsExtension([crlDistributionUrl], false));
-  }
-  if (ocspUrl !== undefined) {
-    checkDistributionUrl('ocspUrl', ocspUrl);
-    extensions.push(new x509.AuthorityInfoAccessExtension({ ocsp: [ocspUrl] }, false));
-  }
-  return signUnder(issuer, {
-    ...(subject === undefined ? {} : { subject }),
-    publicKey,
-    window: windowUnder(issuer, clock, ttlMs),
-    extensions,
+  if (crlDistributionUrl !== undefined) checkDistributionUrl('crlDistributionUrl', crlDistributionUrl);
+  if (ocspUrl !== undefined) checkDistributionUrl('ocspUrl', ocspUrl);
+  const subject = commonName === undefined ? EMPTY_NAME : Buffer.from(new x509.Name(commonNameSubject(commonName)).toArrayBuffer());
+  const { notBefore, notAfter } = windowUnder(issuer, clock, ttlMs);
+  const serialNumber = canonicalSerial(randomSerialNumber())!;
+  const der = writeSvid(issuer, {
+    serialNumber,
+    subject,
+    spki,
+    notBefore,
+    notAfter,
+    spiffeId: parsed.id,
+    dnsNames,
+    ...(crlDistributionUrl === undefined ? {} : { crlDistributionUrl }),
+    ...(ocspUrl === undefined ? {} : { ocspUrl }),
   });
+  // DER times have whole seconds (RFC 5280 §4.1.2.5); report what the certificate says.
+  return { der, serialNumber, notBefore: wholeSeconds(notBefore), notAfter: wholeSeconds(notAfter) };
 }
 
-export interface ParsedCsr {
-  /** The requester's public key, the only part of the CSR the CA uses. */
-  readonly publicKey: CryptoKey;
-  readonly algorithm: KeyAlgorithm;
-  /** As requested, for logs only; it is never copied into a certificate. */
-  readonly requestedSubject: string;
+/** {@link issueSvidDer}, parsed: for callers that inspect the certificate rather than store it. */
+export async function issueSvid(issuer: CertificateAuthority, options: IssueSvidOptions): Promise<x509.X509Certificate> {
+  return new x509.X509Certificate((await issueSvidDer(issuer, options)).der);
 }
+
+const wholeSeconds = (d: Date): Date => new Date(Math.floor(d.getTime() / 1000) * 1000);
+
+/** What {@link parseCsr} returns: the proven public key, nothing else of the request. */
+export type ParsedCsr = LeafPublicKey;
 
 /** Far above any CSR for a supported key (an RSA-3072 CSR is under 2 KiB of PEM). */
 const MAX_CSR_PEM_LENGTH = 64 * 1024;
 
-const CSR_PEM_LABELS = new Set(['CERTIFICATE REQUEST', 'NEW CERTIFICATE REQUEST']);
-const STRONG_HASHES = new Set(['SHA-256', 'SHA-384', 'SHA-512']);
-
-/**
- * Whether `der` is exactly one definite-length TLV (X.690 §8.1.3) with nothing after it. The
- * ASN.1 parser ignores trailing bytes; a request that carries extra data is not what its
- * signer produced and is refused rather than silently trimmed.
- */
-function isSingleDerElement(der: Uint8Array): boolean {
-  const [, first] = der;
-  if (first === undefined) return false;
-  if (first < 0x80) return der.length === 2 + first;
-  const lengthOctets = first & 0x7f;
-  if (lengthOctets === 0 || lengthOctets > 4 || der.length < 2 + lengthOctets) return false;
-  let length = 0;
-  for (const octet of der.subarray(2, 2 + lengthOctets)) length = length * 256 + octet;
-  return der.length === 2 + lengthOctets + length;
-}
+const CSR_PEM = /^\s*-----BEGIN (NEW )?CERTIFICATE REQUEST-----\r?\n([A-Za-z0-9+/=\r\n]+)-----END \1CERTIFICATE REQUEST-----\s*$/;
 
 function csrInvalid(reason: string, cause?: unknown): PkiError {
   return new PkiError('pki.csr_invalid', `The CSR is not valid: ${reason}`, cause === undefined ? {} : { cause });
 }
 
+/** Signature algorithms accepted on a CSR, by OID: the hash to verify with (null: Ed25519 hashes internally). */
+const CSR_SIGNATURES: Readonly<Record<string, { readonly key: 'ec' | 'ed25519' | 'rsa'; readonly hash: string | null }>> = {
+  '1.2.840.10045.4.3.2': { key: 'ec', hash: 'sha256' },
+  '1.2.840.10045.4.3.3': { key: 'ec', hash: 'sha384' },
+  '1.2.840.10045.4.3.4': { key: 'ec', hash: 'sha512' },
+  '1.3.101.112': { key: 'ed25519', hash: null },
+  '1.2.840.113549.1.1.11': { key: 'rsa', hash: 'sha256' },
+  '1.2.840.113549.1.1.12': { key: 'rsa', hash: 'sha384' },
+  '1.2.840.113549.1.1.13': { key: 'rsa', hash: 'sha512' },
+};
+const RSASSA_PSS = '1.2.840.113549.1.1.10';
+const MGF1 = '1.2.840.113549.1.1.8';
+const PSS_HASHES: Readonly<Record<string, string>> = {
+  '2.16.840.1.101.3.4.2.1': 'sha256',
+  '2.16.840.1.101.3.4.2.2': 'sha384',
+  '2.16.840.1.101.3.4.2.3': 'sha512',
+};
+
+const keyFamily = (alg: KeyAlgorithm): 'ec' | 'ed25519' | 'rsa' => (alg === 'ecdsa-p256' ? 'ec' : alg === 'ed25519' ? 'ed25519' : 'rsa');
+
+interface SignatureCheck {
+  readonly hash: string | null;
+  readonly pssSaltLength?: number;
+}
+
 /**
- * `x509.HashedAlgorithm` extends the DOM `Algorithm`, which does not resolve without the DOM lib,
- * so the shape is spelled out here.
+ * RSASSA-PSS-params (RFC 4055 §3.1): the hash and MGF1's hash must be the same SHA-2; the
+ * defaults (SHA-1) are refused. Returns undefined for anything else.
  */
-interface SignatureAlgorithm {
-  readonly name: string;
-  readonly hash?: unknown;
-}
-
-function hashName(alg: SignatureAlgorithm): string | undefined {
-  const hash: unknown = alg.hash;
-  if (typeof hash === 'string') return hash.toUpperCase();
-  if (typeof hash === 'object' && hash !== null && 'name' in hash && typeof hash.name === 'string') {
-    return hash.name.toUpperCase();
+function pssParams(buf: Uint8Array, params: Tlv | undefined): SignatureCheck | undefined {
+  if (params === undefined || params.tag !== 0x30) return undefined;
+  let hash: string | undefined;
+  let mgfHash: string | undefined;
+  let saltLength = 20;
+  for (const field of childrenOf(buf, params)) {
+    const [inner] = childrenOf(buf, field);
+    if (inner === undefined) return undefined;
+    if (field.tag === 0xa0) hash = PSS_HASHES[oidText(contentBytes(buf, childrenOf(buf, inner)[0]!))];
+    else if (field.tag === 0xa1) {
+      const [mgfOid, mgfAlg] = childrenOf(buf, inner);
+      if (mgfOid === undefined || mgfAlg === undefined || oidText(contentBytes(buf, mgfOid)) !== MGF1) return undefined;
+      mgfHash = PSS_HASHES[oidText(contentBytes(buf, childrenOf(buf, mgfAlg)[0]!))];
+    } else if (field.tag === 0xa2) saltLength = Number.parseInt(Buffer.from(contentBytes(buf, inner)).toString('hex') || '0', 16);
+    else if (field.tag !== 0xa3) return undefined;
   }
-  return undefined;
-}
-
-function signatureMatchesKey(key: KeyAlgorithm, sig: SignatureAlgorithm): boolean {
-  switch (key) {
-    case 'ed25519':
-      return sig.name === 'Ed25519';
-    case 'ecdsa-p256':
-      return sig.name === 'ECDSA' && STRONG_HASHES.has(hashName(sig) ?? '');
-    case 'rsa-2048':
-    case 'rsa-3072':
-      return (sig.name === 'RSASSA-PKCS1-v1_5' || sig.name === 'RSA-PSS') && STRONG_HASHES.has(hashName(sig) ?? '');
-  }
+  if (hash === undefined || hash !== mgfHash || !Number.isSafeInteger(saltLength)) return undefined;
+  return { hash, pssSaltLength: saltLength };
 }
 
 /**
  * Reads a PKCS #10 request (RFC 2986) and proves the requester holds the private key by checking
- * its self-signature (§3, §4.2). Keys other than P-256, Ed25519 and RSA 2048/3072, and signatures
- * over SHA-1 or weaker, are refused.
+ * its self-signature (§3, §4.2). Keys other than P-256, Ed25519 and RSA 2048/3072 are refused
+ * with `pki.key_unsupported`; signatures over SHA-1 or weaker with `pki.csr_invalid`.
  *
  * Only the public key is taken from the CSR. Its subject, requested SANs and any other
  * extensions are attacker-controlled and never trusted: the server decides the identity from
  * the authenticated caller and sets every name and extension itself.
  *
- * @throws PkiError `pki.csr_invalid`
+ * The request is read with the small DER reader and checked with Node's `crypto.verify`: this
+ * runs once per issued SVID, and the ASN.1 object model cost ten times the signature check.
+ *
+ * @throws PkiError `pki.csr_invalid`, `pki.key_unsupported`
  */
 export async function parseCsr(pem: string): Promise<ParsedCsr> {
   if (typeof pem !== 'string' || pem.length > MAX_CSR_PEM_LENGTH) throw csrInvalid('not a PEM string of reasonable size');
-  let csr: x509.Pkcs10CertificateRequest;
+  const armour = CSR_PEM.exec(pem);
+  if (armour === null) throw csrInvalid('not a PEM-encoded PKCS #10 request: expected exactly one PEM block labelled CERTIFICATE REQUEST');
+  const buf = new Uint8Array(Buffer.from(armour[2]!, 'base64'));
+  let cri: Tlv, spkiTlv: Tlv, sigOid: string, sigParams: Tlv | undefined, signature: Uint8Array;
   try {
-    const blocks = x509.PemConverter.decodeWithHeaders(pem);
-    const [block, ...rest] = blocks;
-    if (block === undefined || rest.length > 0 || !CSR_PEM_LABELS.has(block.type)) {
-      throw new Error('expected exactly one PEM block labelled CERTIFICATE REQUEST');
+    const outer = readTlv(buf, 0);
+    // The parser would ignore trailing bytes; a request carrying extra data is not what its signer produced.
+    if (outer.tag !== 0x30 || outer.end !== buf.length) throw new RangeError('not exactly one DER SEQUENCE');
+    const [info, algorithm, bits, ...extra] = childrenOf(buf, outer);
+    if (info?.tag !== 0x30 || algorithm?.tag !== 0x30 || bits?.tag !== 0x03 || extra.length > 0) throw new RangeError('not a CertificationRequest');
+    const [version, subject, spki, attributes, ...more] = childrenOf(buf, info);
+    const versionBytes = version && contentBytes(buf, version);
+    if (version?.tag !== 0x02 || versionBytes?.length !== 1 || versionBytes[0] !== 0 || subject?.tag !== 0x30 || spki?.tag !== 0x30 || attributes?.tag !== 0xa0 || more.length > 0) {
+      throw new RangeError('not a version 1 CertificationRequestInfo');
     }
-    if (!isSingleDerElement(new Uint8Array(block.rawData))) throw new Error('trailing data after the request');
-    csr = new x509.Pkcs10CertificateRequest(block.rawData);
+    const [oid, params, ...rest] = childrenOf(buf, algorithm);
+    if (oid?.tag !== 0x06 || rest.length > 0) throw new RangeError('malformed signatureAlgorithm');
+    const bitString = contentBytes(buf, bits);
+    if (bitString[0] !== 0) throw new RangeError('signature BIT STRING with unused bits');
+    cri = info;
+    spkiTlv = spki;
+    sigOid = oidText(contentBytes(buf, oid));
+    sigParams = params;
+    signature = bitString.subarray(1);
   } catch (err) {
     throw csrInvalid('not a PEM-encoded PKCS #10 request', err);
   }
 
-  let algorithm: KeyAlgorithm | undefined;
-  let signature: SignatureAlgorithm;
+  const spki = elementBytes(buf, spkiTlv);
+  let key: KeyObject;
   try {
-    algorithm = keyAlgorithmOf(csr.publicKey.algorithm);
-    signature = csr.signatureAlgorithm as SignatureAlgorithm;
+    key = createPublicKey({ key: Buffer.from(spki), format: 'der', type: 'spki' });
   } catch (err) {
-    throw csrInvalid('the key or signature algorithm cannot be decoded', err);
+    throw csrInvalid('the public key cannot be decoded', err);
   }
+  const algorithm = keyAlgorithmOfKeyObject(key);
   if (algorithm === undefined) {
-    throw csrInvalid('unsupported key type; use ECDSA P-256, Ed25519, or RSA 2048/3072');
+    throw new PkiError('pki.key_unsupported', 'unsupported key type; use ECDSA P-256, Ed25519, or RSA 2048/3072', {
+      details: { key_type: key.asymmetricKeyType ?? 'unknown', supported: KEY_ALGORITHMS },
+    });
   }
-  if (!signatureMatchesKey(algorithm, signature)) {
-    throw csrInvalid(`unsupported signature algorithm ${signature.name} ${hashName(signature) ?? ''}`.trimEnd());
+  const known = CSR_SIGNATURES[sigOid];
+  let check: SignatureCheck | undefined;
+  try {
+    if (known !== undefined && known.key === keyFamily(algorithm) && (sigParams === undefined || sigParams.tag === 0x05)) check = known;
+    else if (sigOid === RSASSA_PSS && keyFamily(algorithm) === 'rsa') check = pssParams(buf, sigParams);
+  } catch {
+    check = undefined;
   }
+  if (check === undefined) throw csrInvalid(`unsupported signature algorithm ${sigOid}`);
 
   let verified: boolean;
   try {
-    verified = await csr.verify();
+    const data = elementBytes(buf, cri);
+    verified =
+      check.pssSaltLength === undefined
+        ? verify(check.hash, data, key, signature)
+        : verify(check.hash, data, { key, padding: constants.RSA_PKCS1_PSS_PADDING, saltLength: check.pssSaltLength }, signature);
   } catch (err) {
     throw csrInvalid('the signature cannot be checked', err);
   }
   if (!verified) throw csrInvalid('the signature does not verify');
-
-  let publicKey: CryptoKey;
-  try {
-    publicKey = await csr.publicKey.export();
-  } catch (err) {
-    throw csrInvalid('the public key cannot be imported', err);
-  }
-  let requestedSubject = '';
-  try {
-    requestedSubject = csr.subject;
-  } catch {
-    // Informational only; an undecodable subject is no reason to refuse the key.
-  }
-  return { publicKey, algorithm, requestedSubject };
+  return { spki, algorithm };
 }
 
 /** PEM bundle (RFC 7468 §5.1), leaf first then issuers, as TLS and `openssl verify` expect. */

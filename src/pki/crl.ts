@@ -3,13 +3,12 @@
  * listing its revoked certificates until they expire.
  */
 import 'reflect-metadata';
-import { webcrypto } from 'node:crypto';
 import * as x509 from '@peculiar/x509';
 import type { Clock } from '../core/clock.js';
 import type { CertificateAuthority } from './ca.js';
 import * as der from './der.js';
 import { issuerKeyId } from './issuer.js';
-import { type KeyAlgorithm, signingAlgorithmFor } from './keys.js';
+import { signatureAlgorithmIdentifier, signWith } from './keys.js';
 import { REVOCATION_REASON_CODES } from './revocation.js';
 import type { CertificateStore, RevokedCertificate } from './store.js';
 
@@ -24,19 +23,6 @@ const CRL_REFRESH_MS = CRL_VALIDITY_MS / 2;
 
 const CRL_NUMBER_OID = '2.5.29.20';
 const REASON_CODE_OID = '2.5.29.21';
-
-/** RFC 5758 §3.2, RFC 4055 §5 (with NULL parameters), RFC 8410 §3. */
-function signatureAlgorithmIdentifier(alg: KeyAlgorithm): Buffer {
-  switch (alg) {
-    case 'ecdsa-p256':
-      return der.sequence(der.oid('1.2.840.10045.4.3.2'));
-    case 'ed25519':
-      return der.sequence(der.oid('1.3.101.112'));
-    case 'rsa-2048':
-    case 'rsa-3072':
-      return der.sequence(der.oid('1.2.840.113549.1.1.11'), der.nullValue());
-  }
-}
 
 export interface CrlParams {
   readonly number: number;
@@ -56,12 +42,19 @@ export interface CrlParams {
  */
 export async function buildCrl(issuer: CertificateAuthority, params: CrlParams): Promise<Uint8Array> {
   const algorithm = signatureAlgorithmIdentifier(issuer.algorithm);
+  // Entries repeat their reason extension and, revoked in bulk, their time: encode each once.
+  const reasons = new Map<string, Buffer>();
+  const times = new Map<string, Buffer>();
   const revoked = params.entries.map((e) => {
-    const fields = [der.integerFromHex(e.serialNumber), der.time(new Date(e.revokedAt))];
-    if (e.reason !== 'unspecified') {
-      fields.push(der.sequence(der.sequence(der.oid(REASON_CODE_OID), der.octetString(der.enumerated(REVOCATION_REASON_CODES[e.reason])))));
+    let time = times.get(e.revokedAt);
+    if (time === undefined) times.set(e.revokedAt, (time = der.time(new Date(e.revokedAt))));
+    if (e.reason === 'unspecified') return der.sequence(der.integerFromHex(e.serialNumber), time);
+    let reason = reasons.get(e.reason);
+    if (reason === undefined) {
+      reason = der.sequence(der.sequence(der.oid(REASON_CODE_OID), der.octetString(der.enumerated(REVOCATION_REASON_CODES[e.reason]))));
+      reasons.set(e.reason, reason);
     }
-    return der.sequence(...fields);
+    return der.sequence(der.integerFromHex(e.serialNumber), time, reason);
   });
   const extensions = der.explicit(
     0,
@@ -79,15 +72,7 @@ export async function buildCrl(issuer: CertificateAuthority, params: CrlParams):
     ...(revoked.length === 0 ? [] : [der.sequenceOf(revoked)]), // absent, not empty, when none (§5.1.2.6)
     extensions,
   );
-  const signingAlgorithm = signingAlgorithmFor(issuer.algorithm);
-  let signature = new Uint8Array(await webcrypto.subtle.sign(signingAlgorithm, issuer.privateKey, tbs));
-  if (issuer.algorithm === 'ecdsa-p256') {
-    // WebCrypto gives r||s (IEEE P1363); X.509 wants Ecdsa-Sig-Value (RFC 3279 §2.2.3).
-    const asn = new x509.AsnEcSignatureFormatter().toAsnSignature({ name: 'ECDSA', namedCurve: 'P-256', hash: 'SHA-256' } as webcrypto.EcdsaParams, signature);
-    if (asn === null) throw new Error('could not encode the ECDSA CRL signature');
-    signature = new Uint8Array(asn);
-  }
-  return der.sequence(tbs, algorithm, der.bitString(signature));
+  return der.sequence(tbs, algorithm, der.bitString(signWith(issuer.algorithm, issuer.privateKey, tbs)));
 }
 
 export interface PublishedCrl {

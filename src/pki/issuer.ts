@@ -8,10 +8,18 @@ import type { CertificateAuthority } from './ca.js';
  * OCSP lookups are keyed by it, so a future second intermediate gets its own CRL sequence.
  */
 export function issuerKeyId(ca: CertificateAuthority): string {
-  const ski = ca.certificate.getExtension('2.5.29.14');
-  if (ski === null) throw new RangeError('the issuing CA has no subject key identifier');
-  return new x509.SubjectKeyIdentifierExtension(ski.rawData).keyId.toLowerCase();
+  let id = keyIds.get(ca.certificate);
+  if (id === undefined) {
+    const ski = ca.certificate.getExtension('2.5.29.14');
+    if (ski === null) throw new RangeError('the issuing CA has no subject key identifier');
+    id = new x509.SubjectKeyIdentifierExtension(ski.rawData).keyId.toLowerCase();
+    keyIds.set(ca.certificate, id);
+  }
+  return id;
 }
+
+/** Computed once per CA certificate: every issuance and OCSP lookup asks. */
+const keyIds = new WeakMap<x509.X509Certificate, string>();
 
 /**
  * Serial numbers as stored and compared: the lowercase hex of the DER INTEGER's content octets

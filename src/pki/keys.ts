@@ -7,8 +7,9 @@
  */
 import 'reflect-metadata';
 import * as x509 from '@peculiar/x509';
-import { webcrypto } from 'node:crypto';
+import { KeyObject, sign, webcrypto } from 'node:crypto';
 import { PkiError } from '../core/errors.js';
+import * as der from './der.js';
 
 // @peculiar/x509 resolves its crypto provider from a process-wide registry; without this it throws
 // on first use. Every pki module imports this one, so the provider is set before any is called.
@@ -98,6 +99,61 @@ export function keyAlgorithmOf(algorithm: webcrypto.KeyAlgorithm): KeyAlgorithm 
     default:
       return undefined;
   }
+}
+
+/**
+ * Which of our algorithms a Node public key is, or `undefined` when it is none of them. RSA keys
+ * restricted to PSS (`rsa-pss` SPKI) are refused: they cannot sign PKCS #1 v1.5 TLS handshakes
+ * that peers still negotiate.
+ */
+export function keyAlgorithmOfKeyObject(key: KeyObject): KeyAlgorithm | undefined {
+  const details = key.asymmetricKeyDetails;
+  switch (key.asymmetricKeyType) {
+    case 'ec':
+      return details?.namedCurve === 'prime256v1' ? 'ecdsa-p256' : undefined;
+    case 'ed25519':
+      return 'ed25519';
+    case 'rsa':
+      if (details?.modulusLength === 2048) return 'rsa-2048';
+      if (details?.modulusLength === 3072) return 'rsa-3072';
+      return undefined;
+    default:
+      return undefined;
+  }
+}
+
+/**
+ * The DER AlgorithmIdentifier of what a key of `alg` signs certificates and CRLs with:
+ * ecdsa-with-SHA256 (RFC 5758 §3.2, no parameters), sha256WithRSAEncryption (RFC 4055 §5, NULL
+ * parameters) or Ed25519 (RFC 8410 §3, no parameters).
+ */
+export function signatureAlgorithmIdentifier(alg: KeyAlgorithm): Buffer {
+  switch (alg) {
+    case 'ecdsa-p256':
+      return der.sequence(der.oid('1.2.840.10045.4.3.2'));
+    case 'ed25519':
+      return der.sequence(der.oid('1.3.101.112'));
+    case 'rsa-2048':
+    case 'rsa-3072':
+      return der.sequence(der.oid('1.2.840.113549.1.1.11'), der.nullValue());
+  }
+}
+
+const nodeKeys = new WeakMap<CryptoKey, KeyObject>();
+
+/**
+ * Signs `data` the way {@link signatureAlgorithmIdentifier} names, with Node's synchronous
+ * `crypto.sign`: ECDSA comes out as the DER Ecdsa-Sig-Value X.509 wants (RFC 3279 §2.2.3), RSA as
+ * PKCS #1 v1.5. The WebCrypto round trip (a promise and a P1363 re-encoding per signature) costs
+ * more than the signature itself on the issuance path.
+ */
+export function signWith(alg: KeyAlgorithm, key: CryptoKey, data: Uint8Array): Buffer {
+  let keyObject = nodeKeys.get(key);
+  if (keyObject === undefined) {
+    keyObject = KeyObject.from(key);
+    nodeKeys.set(key, keyObject);
+  }
+  return sign(alg === 'ed25519' ? null : 'sha256', data, keyObject);
 }
 
 /** PKCS #8 (RFC 5208 §5) in the `PRIVATE KEY` PEM label of RFC 7468 §10. */

@@ -31,14 +31,27 @@ export const MAX_OCSP_REQUESTS = 16;
 /** RFC 8954 §2.1: Nonce ::= OCTET STRING (SIZE(1..32)); with its own tag and length, 34 octets. */
 const MAX_NONCE_EXTENSION_OCTETS = 34;
 /**
- * How long a relying party may cache an answer. Answers are computed per request from the store,
- * so this only bounds how stale a cached "good" can be after a revocation.
+ * How long a relying party may cache an answer. The responder's own cache drops an answer at half
+ * this or at the next revocation of its issuer, whichever comes first.
  */
 export const OCSP_VALIDITY_MS = 300_000;
 
 /** RFC 6960 §4.2.1 OCSPResponseStatus. */
 const OCSP_SUCCESSFUL = 0;
 const OCSP_MALFORMED_REQUEST = 1;
+
+/** The issuer's CRL revision in the store; it changes whenever one of its certificates is revoked. */
+export type RevocationRevision = () => Promise<number>;
+
+interface CachedAnswer {
+  readonly answer: OcspAnswer;
+  readonly revision: number;
+  readonly producedAt: number;
+  readonly freshUntil: number;
+}
+
+/** Bounds the memory of pre-signed answers (about 1 KiB each); past it the cache starts over. */
+const MAX_CACHED_ANSWERS = 50_000;
 
 /** Finds a certificate this issuer issued, by canonical serial; undefined when it never did. */
 export type CertificateLookup = (serialNumber: string) => Promise<IssuedCertificate | undefined>;
@@ -114,16 +127,40 @@ export class OcspResponder {
   readonly #responderKeyHash: Buffer;
   readonly #lookup: CertificateLookup;
   readonly #clock: Clock;
+  readonly #revision: RevocationRevision | undefined;
+  readonly #cache = new Map<string, CachedAnswer>();
 
-  constructor(issuer: CertificateAuthority, lookup: CertificateLookup, clock: Clock) {
+  /**
+   * With `revision` (the issuer's CRL revision, which every revocation bumps in the store), answers
+   * to requests without a nonce are signed once and served from memory until a revocation commits
+   * or half their validity has passed; RFC 5019 §2.2.1 lets a responder pre-produce answers this
+   * way. Without it every answer is signed on request.
+   */
+  constructor(issuer: CertificateAuthority, lookup: CertificateLookup, clock: Clock, revision?: RevocationRevision) {
     this.#issuer = issuer;
     this.#identity = new IssuerIdentity(issuer);
     this.#responderKeyHash = this.#identity.hashes('sha1').key;
     this.#lookup = lookup;
     this.#clock = clock;
+    this.#revision = revision;
+  }
+
+  /** Whether a CertID hashed with `algorithm` names this responder's CA (§4.1.1). */
+  answersFor(algorithm: string, nameHash: Uint8Array, keyHash: Uint8Array): boolean {
+    const ours = this.#identity.hashes(algorithm);
+    return ours.name.equals(nameHash) && ours.key.equals(keyHash);
   }
 
   async respond(requestDer: Uint8Array): Promise<OcspAnswer> {
+    const key = this.#revision === undefined ? undefined : Buffer.from(requestDer).toString('base64');
+    let revision = 0;
+    if (key !== undefined) {
+      revision = await this.#revision!();
+      const hit = this.#cache.get(key);
+      if (hit && hit.revision === revision && this.#clock.now().getTime() < hit.freshUntil && this.#clock.now().getTime() >= hit.producedAt) {
+        return hit.answer;
+      }
+    }
     let request: pkijs.OCSPRequest;
     try {
       request = parseOcspRequest(requestDer);
@@ -158,17 +195,21 @@ export class OcspResponder {
         response: new asn1js.OctetString({ valueHex: basic.toSchema().toBER() }),
       }),
     });
-    return { der: new Uint8Array(response.toSchema().toBER()), statuses };
+    const answer: OcspAnswer = { der: new Uint8Array(response.toSchema().toBER()), statuses };
+    // A nonce makes every request unique, and an `unknown` may turn `good` when the serial is
+    // issued, which bumps no revision: neither is kept.
+    if (key !== undefined && !nonce && !statuses.includes('unknown')) {
+      if (this.#cache.size >= MAX_CACHED_ANSWERS) this.#cache.clear();
+      this.#cache.set(key, { answer, revision, producedAt: now.getTime(), freshUntil: now.getTime() + OCSP_VALIDITY_MS / 2 });
+    }
+    return answer;
   }
 
   async #statusOf(certId: pkijs.CertID): Promise<{ status: 'good' | 'revoked' | 'unknown'; certStatus: asn1js.BaseBlock }> {
     const unknown = { status: 'unknown' as const, certStatus: new asn1js.Primitive({ idBlock: { tagClass: 3, tagNumber: 2 } }) };
     const algorithm = CERT_ID_HASHES[certId.hashAlgorithm.algorithmId];
     if (algorithm === undefined) return unknown;
-    const ours = this.#identity.hashes(algorithm);
-    const nameHash = Buffer.from(certId.issuerNameHash.valueBlock.valueHexView);
-    const keyHash = Buffer.from(certId.issuerKeyHash.valueBlock.valueHexView);
-    if (!nameHash.equals(ours.name) || !keyHash.equals(ours.key)) return unknown;
+    if (!this.answersFor(algorithm, certId.issuerNameHash.valueBlock.valueHexView, certId.issuerKeyHash.valueBlock.valueHexView)) return unknown;
     const serial = canonicalSerial(Buffer.from(certId.serialNumber.valueBlock.valueHexView).toString('hex'));
     const cert = serial === undefined ? undefined : await this.#lookup(serial);
     if (!cert) return unknown;
@@ -183,4 +224,34 @@ export class OcspResponder {
     }
     return { status: 'revoked', certStatus: new asn1js.Constructed({ idBlock: { tagClass: 3, tagNumber: 1 }, value: revokedInfo }) };
   }
+}
+
+const identities = new WeakMap<CertificateAuthority, IssuerIdentity>();
+
+/**
+ * Which of `issuers` the request's first CertID names (§4.1.1), for routing it to that issuer's
+ * responder while a rotation overlap has two; the first issuer when none matches or the request
+ * does not parse (its responder then answers `unknown` or `malformedRequest`).
+ */
+export function issuerOfOcspRequest(issuers: readonly CertificateAuthority[], requestDer: Uint8Array): CertificateAuthority {
+  const [first] = issuers;
+  if (first === undefined) throw new RangeError('no issuing CA');
+  let certId: pkijs.CertID | undefined;
+  try {
+    certId = parseOcspRequest(requestDer).tbsRequest.requestList[0]?.reqCert;
+  } catch {
+    return first;
+  }
+  const algorithm = certId && CERT_ID_HASHES[certId.hashAlgorithm.algorithmId];
+  if (!certId || algorithm === undefined) return first;
+  const name = Buffer.from(certId.issuerNameHash.valueBlock.valueHexView);
+  const key = Buffer.from(certId.issuerKeyHash.valueBlock.valueHexView);
+  return (
+    issuers.find((issuer) => {
+      let identity = identities.get(issuer);
+      if (!identity) identities.set(issuer, (identity = new IssuerIdentity(issuer)));
+      const ours = identity.hashes(algorithm);
+      return ours.name.equals(name) && ours.key.equals(key);
+    }) ?? first
+  );
 }

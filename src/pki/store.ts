@@ -1,4 +1,14 @@
-export type CaRole = 'root' | 'intermediate';
+/** `cross`: a cross-certificate, a newer root's name and key signed by an older root (root rotation). */
+export type CaRole = 'root' | 'intermediate' | 'cross';
+
+/**
+ * The life of a CA certificate (see rotation.ts): `prepared` is in the trust bundle but signs
+ * nothing yet; `active` signs (one intermediate at a time); `previous` signs nothing but stays
+ * trusted, and its CRL and OCSP keep answering, until its last leaf expires; `retired` is gone
+ * from the bundle. `requested` is an intermediate key whose CSR an external root has yet to sign
+ * (its certificatePem holds the CSR). Roots and cross-certificates are `active` or `retired`.
+ */
+export type CaStatus = 'requested' | 'prepared' | 'active' | 'previous' | 'retired';
 
 export interface CaRecord {
   readonly id: string;
@@ -8,16 +18,40 @@ export interface CaRecord {
   /** Barrier ciphertext of the PKCS#8 key; null when the key lives outside the server. */
   readonly privateKey: string | null;
   readonly algorithm: string;
-  readonly status: 'active' | 'retired';
+  readonly status: CaStatus;
   readonly notAfter: string;
   readonly createdAt: string;
+  /** For a `prepared` intermediate: when it may start signing. */
+  readonly activateAfter: string | null;
 }
 
-/** Storage for CA certificates and their sealed keys. */
+/** Storage for CA certificates, their sealed keys, their rotation state and the bundle's sequence. */
 export interface CaStore {
   insert(record: CaRecord): Promise<void>;
   /** Active CAs of a role, newest first. */
   active(role: CaRole): Promise<CaRecord[]>;
+  /** Every CA certificate that is neither requested nor retired, oldest first: what the trust bundle is made of. */
+  unretired(): Promise<CaRecord[]>;
+  /** Records in `status`, oldest first. */
+  withStatus(status: CaStatus): Promise<CaRecord[]>;
+  /** The record with that id; undefined when there is none. */
+  get(id: string): Promise<CaRecord | undefined>;
+  /**
+   * Moves the record from status `from` to `to`; returns false (changing nothing) when it is not
+   * in `from`, so that two replicas racing to make the same transition do it once.
+   */
+  transition(id: string, from: CaStatus, to: CaStatus): Promise<boolean>;
+  /** Replaces the sealed private key (null removes it from the server). */
+  setPrivateKey(id: string, sealed: string | null): Promise<void>;
+  /**
+   * Turns a `requested` record into a `prepared` one with its signed certificate; false (changing
+   * nothing) when it is no longer requested.
+   */
+  installCertificate(id: string, certificatePem: string, notAfter: string, activateAfter: string): Promise<boolean>;
+  /** The trust bundle's sequence number (0 before the first change). */
+  bundleSequence(): Promise<number>;
+  /** Increments the bundle's sequence; call in the transaction that changes the trusted set. */
+  bumpBundleSequence(at: string): Promise<number>;
 }
 
 /**
@@ -73,4 +107,6 @@ export interface CertificateStore {
   crlRevision(issuer: string): Promise<number>;
   /** Allocates the issuer's next CRL number, atomically, starting at 1. */
   nextCrlNumber(issuer: string, at: string): Promise<number>;
+  /** The latest notAfter of any certificate `issuer` issued (ISO 8601); undefined when it issued none. */
+  lastExpiry(issuer: string): Promise<string | undefined>;
 }

@@ -6,11 +6,11 @@
 import type { Clock } from '../core/clock.js';
 import { PkiError } from '../core/errors.js';
 import { parseDuration } from '../core/duration.js';
-import { type CertificateAuthority, issueSvid, parseCsr } from './ca.js';
-import { canonicalSerial, issuerKeyId } from './issuer.js';
+import { type CertificateAuthority, issueSvidDer, parseCsr } from './ca.js';
+import { issuerKeyId } from './issuer.js';
 import { parseSpiffeId, type SpiffeId } from './spiffe.js';
 import type { IssuedCertificate } from './store.js';
-import type * as x509 from '@peculiar/x509';
+import * as x509 from '@peculiar/x509';
 
 export const DEFAULT_SVID_TTL_MS = 3_600_000;
 /** Below a second the clock-skew allowance dominates and the certificate is useless. */
@@ -55,11 +55,15 @@ export interface SignSvidOptions {
   readonly clock: Clock;
   /** Base URL of this server (config `advertise_addr`); the SVID's CRL DP and OCSP URL hang off it. */
   readonly advertiseAddr: string;
+  /** DNS SANs next to the SPIFFE ID (a registration entry's `dns_names`). */
+  readonly dnsNames?: readonly string[];
 }
 
 export interface SignedSvid {
-  readonly certificate: x509.X509Certificate;
+  readonly der: Uint8Array;
   readonly record: IssuedCertificate;
+  /** Parsed on first use: the issuance path itself never needs the object model. */
+  readonly certificate: x509.X509Certificate;
 }
 
 /**
@@ -68,33 +72,46 @@ export interface SignedSvid {
  * the leaf always has the constraints of `issueSvid`. Returns the certificate and the record to
  * store in the same transaction as its audit event.
  *
- * @throws PkiError `pki.csr_invalid`, `pki.ca_unavailable`
+ * @throws PkiError `pki.csr_invalid`, `pki.key_unsupported`, `pki.ca_unavailable`
  */
 export async function signSvidFromCsr(issuer: CertificateAuthority, options: SignSvidOptions): Promise<SignedSvid> {
-  const { publicKey } = await parseCsr(options.csrPem);
-  const certificate = await issueSvid(issuer, {
+  const publicKey = await parseCsr(options.csrPem);
+  const issued = await issueSvidDer(issuer, {
     publicKey,
     spiffeId: options.spiffeId,
+    ...(options.dnsNames === undefined ? {} : { dnsNames: options.dnsNames }),
     clock: options.clock,
     ttlMs: options.ttlMs,
-    crlDistributionUrl: `${options.advertiseAddr}/v1/pki/crl`,
+    crlDistributionUrl: `${options.advertiseAddr}/v1/pki/issuers/${issuerKeyId(issuer)}/crl`,
     ocspUrl: `${options.advertiseAddr}/v1/pki/ocsp`,
   });
-  const serialNumber = canonicalSerial(certificate.serialNumber);
-  if (serialNumber === undefined) throw new PkiError('pki.ca_unavailable', `the CA produced an unusable serial ${certificate.serialNumber}`);
+  const record: IssuedCertificate = {
+    serialNumber: issued.serialNumber,
+    tenant: options.tenant,
+    spiffeId: options.spiffeId,
+    issuer: issuerKeyId(issuer),
+    notBefore: issued.notBefore.toISOString(),
+    notAfter: issued.notAfter.toISOString(),
+    certificatePem: certificatePem(issued.der),
+    issuedAt: options.clock.now().toISOString(),
+    revokedAt: null,
+    revocationReason: null,
+  };
+  let parsed: x509.X509Certificate | undefined;
   return {
-    certificate,
-    record: {
-      serialNumber,
-      tenant: options.tenant,
-      spiffeId: options.spiffeId,
-      issuer: issuerKeyId(issuer),
-      notBefore: certificate.notBefore.toISOString(),
-      notAfter: certificate.notAfter.toISOString(),
-      certificatePem: certificate.toString('pem'),
-      issuedAt: options.clock.now().toISOString(),
-      revokedAt: null,
-      revocationReason: null,
+    der: issued.der,
+    record,
+    get certificate() {
+      parsed ??= new x509.X509Certificate(issued.der);
+      return parsed;
     },
   };
+}
+
+/** RFC 7468 §5.1: base64 in 64-column lines under the CERTIFICATE label, no trailing newline (as stored before). */
+function certificatePem(der: Uint8Array): string {
+  const b64 = Buffer.from(der).toString('base64');
+  const lines: string[] = [];
+  for (let i = 0; i < b64.length; i += 64) lines.push(b64.slice(i, i + 64));
+  return `-----BEGIN CERTIFICATE-----\n${lines.join('\n')}\n-----END CERTIFICATE-----`;
 }

@@ -7,6 +7,7 @@
  */
 import https from 'node:https';
 import type { IncomingHttpHeaders } from 'node:http';
+import { type ConsistencyProof, type EventInclusionCheck, type InclusionProof, type VerifiedInclusion, verifyEventInclusion } from './audit-proofs.js';
 
 /**
  * How to reach and authenticate to a Rampart server.
@@ -252,6 +253,8 @@ export class RampartApiError extends Error {
   readonly requestId: string | undefined;
   /** Problem type URI, when the server sent one. */
   readonly type: string | undefined;
+  /** The whole problem document, for its extension members (a rejected policy push's `errors` and `version`). */
+  readonly problem: Readonly<Record<string, unknown>> | undefined;
 
   constructor(fields: {
     status: number;
@@ -260,6 +263,7 @@ export class RampartApiError extends Error {
     detail: string;
     requestId?: string | undefined;
     type?: string | undefined;
+    problem?: Record<string, unknown> | undefined;
   }) {
     super(`${fields.title} (${fields.code}): ${fields.detail}`);
     this.name = 'RampartApiError';
@@ -269,6 +273,7 @@ export class RampartApiError extends Error {
     this.detail = fields.detail;
     this.requestId = fields.requestId;
     this.type = fields.type;
+    this.problem = fields.problem;
   }
 }
 
@@ -670,6 +675,77 @@ export class RampartClient {
   }
 
   /**
+   * The audit log's latest signed checkpoint (C2SP tlog-checkpoint as a signed note), exactly as
+   * served. Needs no token. Verify it with a pinned key before trusting it (see
+   * {@link RampartClient.verifyAuditInclusion}).
+   *
+   * @example
+   * ```ts
+   * const note = await client.auditCheckpoint(); // "rampart.local/audit/…\n41\n<base64 root>\n\n— …"
+   * ```
+   */
+  auditCheckpoint(): Promise<string> {
+    return this.#text('/v1/audit/tlog/checkpoint');
+  }
+
+  /**
+   * The audit log's verifier key (`<origin>+<key id>+<base64>`). Needs no token. Fetching it from
+   * the server you want to check proves nothing: pin the key you got out of band.
+   *
+   * @example
+   * ```ts
+   * const key = await client.auditVerifierKey(); // publish it in your runbook once
+   * ```
+   */
+  async auditVerifierKey(): Promise<string> {
+    return (await this.#text('/v1/audit/key')).trim();
+  }
+
+  /**
+   * Inclusion proof of leaf `index` in the signed tree of `size` (default: the latest checkpoint).
+   *
+   * @example
+   * ```ts
+   * const { proof, size } = await client.auditInclusionProof(42);
+   * ```
+   */
+  auditInclusionProof(index: number, size?: number): Promise<InclusionProof> {
+    return this.request<InclusionProof>('GET', '/v1/audit/proof/inclusion', { query: { index, size } });
+  }
+
+  /**
+   * Consistency proof from the signed tree of `from` to that of `to` (default: the latest).
+   *
+   * @example
+   * ```ts
+   * const { proof } = await client.auditConsistencyProof(witnessed.size);
+   * ```
+   */
+  auditConsistencyProof(from: number, to?: number): Promise<ConsistencyProof> {
+    return this.request<ConsistencyProof>('GET', '/v1/audit/proof/consistency', { query: { from, to } });
+  }
+
+  /**
+   * Proves an audit event is in the log under a checkpoint signed by `verifierKey`; see
+   * {@link verifyEventInclusion}. Throws an `AuditError` when anything does not verify.
+   *
+   * @example
+   * ```ts
+   * const [item] = (await client.listAuditEvents({ limit: 1 })).items;
+   * await client.verifyAuditInclusion({ leafIndex: item!.leaf_index!, entry: JSON.stringify(item!.event), verifierKey: pinned });
+   * ```
+   */
+  verifyAuditInclusion(check: EventInclusionCheck): Promise<VerifiedInclusion> {
+    return verifyEventInclusion(this, check);
+  }
+
+  async #text(path: string): Promise<string> {
+    const res = await this.#send('GET', this.#url(path, undefined), { accept: 'text/plain, application/problem+json' }, undefined);
+    if (res.status !== 200) return this.#interpret<never>(res);
+    return res.body;
+  }
+
+  /**
    * Closes pooled keep-alive connections. The client must not be used afterwards.
    *
    * @example
@@ -762,6 +838,7 @@ export class RampartClient {
       detail: typeof problem.detail === 'string' ? problem.detail : title,
       requestId: typeof problem.request_id === 'string' ? problem.request_id : headerRequestId(res.headers),
       type: typeof problem.type === 'string' ? problem.type : undefined,
+      problem,
     });
   }
 }

@@ -8,6 +8,25 @@
  * ```
  */
 export { RampartApiError, RampartClient, RampartTransportError } from './client.js';
+export { watchX509Svid } from './workload-api.js';
+export type { WatchOptions, X509SvidUpdate, X509SvidWatch } from './workload-api.js';
+export {
+  diffPolicyVersions,
+  getEntities,
+  getPolicyVersion,
+  listPolicyStores,
+  listPolicyVersions,
+  pushPolicies,
+  putEntities,
+  reseedRampartPolicies,
+  rollbackPolicies,
+} from './policies.js';
+export type { CedarEntity, PolicyPush, PolicyStoreInfo, PolicyVersion, PolicyVersionDetail } from './policies.js';
+export { verifyEventInclusion } from './audit-proofs.js';
+export type { ConsistencyProof, EventInclusionCheck, InclusionProof, VerifiedInclusion } from './audit-proofs.js';
+export { createAuthorizer } from './authorizer.js';
+export type { AuthorizerOptions, LocalAuthorizer, PolicyBundle } from './authorizer.js';
+export type { CheckRequest, Decision } from '../authz/decisions.js';
 export type {
   AuditEvent,
   AuditEventItem,
@@ -28,3 +47,15 @@ export type {
   Tenant,
   TokenInfo,
 } from './client.js';
+export { certificatesOf, spiffeIdOf, SvidError, verifySvid } from './svid.js';
+export type { CertificateInput, VerifiedSvid, VerifySvidOptions } from './svid.js';
+export { createMtlsAgent, createMtlsServer, mtlsPeer } from './mtls.js';
+export type { MtlsAgentOptions, MtlsOptions, MtlsServerOptions, RevocationPolicy } from './mtls.js';
+export { createSvidSource, keyMatchesCertificate, watchSvidFiles } from './svid-source.js';
+export type { FileSvidSource, PushSvidSource, SvidFiles, SvidMaterial, SvidSource } from './svid-source.js';
+export { CrlCache } from './crl-cache.js';
+export type { CrlCacheOptions, CrlFetcher } from './crl-cache.js';
+export { OcspCache } from './ocsp-cache.js';
+export type { OcspCacheOptions, OcspFetcher } from './ocsp-cache.js';
+export { activateCa, exportRootKey, getCaStatus, importRootKey, removeRootKey, requestIntermediateCsr, rotateCa, setSignedIntermediate } from './ca.js';
+export type { CaAuthority, CaStatus, ExportedRootKey, RotateCaRequest, SetSignedIntermediateRequest } from './ca.js';

@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { aeadOpen, aeadSeal } from '../core/aead.js';
 import type { Clock } from '../core/clock.js';
 import { SecretsError } from '../core/errors.js';
-import type { KeyringStore } from './store.js';
+import type { KeyringStore, SecretsKeyringStore } from './store.js';
 
 /**
  * The barrier: every piece of secret material (CA private keys today; KV values, transit keys and
@@ -25,6 +25,9 @@ const KEYRING_AAD = 'rampart/barrier/keyring';
 export class Barrier {
   #keys: Map<number, Buffer> | undefined;
   #activeTerm = 0;
+  #installed = new Map<number, string>();
+  /** Kept while unsealed, to rewrap the keyring after a rotation (Vault keeps it likewise). */
+  #rootKey: Buffer | undefined;
 
   get sealed(): boolean {
     return this.#keys === undefined;
@@ -54,12 +57,91 @@ export class Barrier {
       throw new SecretsError('secrets.decrypt_failed', 'the keyring does not decrypt under this unseal key (wrong key file?)', { cause: err });
     }
     this.#keys = new Map(keyring.keys.map((k) => [k.term, Buffer.from(k.key, 'base64')]));
+    this.#installed = new Map(keyring.keys.map((k) => [k.term, k.createdAt]));
     this.#activeTerm = keyring.activeTerm;
+    this.#rootKey = Buffer.from(rootKey);
   }
 
   seal(): void {
     for (const key of this.#keys?.values() ?? []) key.fill(0);
+    this.#rootKey?.fill(0);
     this.#keys = undefined;
+    this.#rootKey = undefined;
+  }
+
+  /** The active term and when it was installed (`sys/key-status`). */
+  keyStatus(): { term: number; installTime: string } {
+    this.#key(this.#activeTerm);
+    return { term: this.#activeTerm, installTime: this.#installed.get(this.#activeTerm) ?? '' };
+  }
+
+  /**
+   * Adds a new keyring key and makes it active (`sys/rotate`). Re-encryption is lazy: records
+   * keep the term they were written under and open with it; each is re-encrypted under the new
+   * term when it is next written, so a rotation costs one keyring write, not a pass over the data.
+   */
+  async rotate(store: SecretsKeyringStore, clock: Clock): Promise<number> {
+    const root = this.#requireRoot();
+    // From the stored keyring, locked, not from memory: a replica that rotated meanwhile must not
+    // lose its key to ours. A keyring this root key no longer opens (another replica ran sys/init)
+    // is refused, never overwritten.
+    const blob = await store.lockKeyring();
+    if (blob === undefined) throw new SecretsError('secrets.decrypt_failed', 'the keyring vanished');
+    const stored = this.#openKeyring(root, blob);
+    const term = Math.max(...stored.keys.map((k) => k.term)) + 1;
+    const at = clock.now().toISOString();
+    const next: Keyring = { activeTerm: term, keys: [...stored.keys, { term, key: randomBytes(32).toString('base64'), createdAt: at }] };
+    await store.replace(aeadSeal(root, Buffer.from(JSON.stringify(next)), KEYRING_AAD), at);
+    this.#adopt(next);
+    return term;
+  }
+
+  /**
+   * Re-reads the keyring, so that keys another replica added by rotation become usable here.
+   * Keeps the current keys when the stored keyring no longer opens under this root key.
+   */
+  async reload(store: KeyringStore): Promise<void> {
+    const root = this.#rootKey;
+    if (!this.#keys || !root) return;
+    const blob = await store.load();
+    if (blob === undefined) return;
+    this.#adopt(this.#openKeyring(root, blob));
+  }
+
+  #openKeyring(root: Buffer, blob: string): Keyring {
+    try {
+      return JSON.parse(aeadOpen(root, blob, KEYRING_AAD).toString('utf8')) as Keyring;
+    } catch (err) {
+      throw new SecretsError('secrets.decrypt_failed', 'the stored keyring no longer opens under this root key (re-keyed by another replica?)', { cause: err });
+    }
+  }
+
+  #adopt(keyring: Keyring): void {
+    this.#keys = new Map(keyring.keys.map((k) => [k.term, Buffer.from(k.key, 'base64')]));
+    this.#installed = new Map(keyring.keys.map((k) => [k.term, k.createdAt]));
+    this.#activeTerm = keyring.activeTerm;
+  }
+
+  /** Re-encrypts the keyring under a new root key (`sys/init` moving to Shamir shares). */
+  async rewrap(newRootKey: Buffer, store: SecretsKeyringStore, clock: Clock): Promise<void> {
+    this.#requireRoot();
+    if (newRootKey.length !== 32) throw new SecretsError('secrets.decrypt_failed', 'the root key must be 32 bytes');
+    await store.replace(this.#sealKeyring(newRootKey, this.#keys!, this.#activeTerm, this.#installed), clock.now().toISOString());
+    this.#rootKey?.fill(0);
+    this.#rootKey = Buffer.from(newRootKey);
+  }
+
+  #requireRoot(): Buffer {
+    if (!this.#keys || !this.#rootKey) throw new SecretsError('secrets.sealed', 'the barrier is sealed');
+    return this.#rootKey;
+  }
+
+  #sealKeyring(root: Buffer, keys: ReadonlyMap<number, Buffer>, activeTerm: number, installed: ReadonlyMap<number, string>): string {
+    const keyring: Keyring = {
+      activeTerm,
+      keys: [...keys].map(([term, key]) => ({ term, key: key.toString('base64'), createdAt: installed.get(term) ?? '' })),
+    };
+    return aeadSeal(root, Buffer.from(JSON.stringify(keyring)), KEYRING_AAD);
   }
 
   encrypt(tenant: string, recordId: string, plaintext: Uint8Array): string {

@@ -16,9 +16,17 @@ import type { AuditDetails, RequestContext, TransactResult } from './request-con
 import { auditRoutes } from './routes/audit.js';
 import { metaRoutes } from './routes/meta.js';
 import { pkiRoutes } from './routes/pki.js';
+import { pkiAgentRoutes } from './routes/pki-agent.js';
+import { pkiEventRoutes } from './routes/pki-events.js';
+import { pkiRegistrationRoutes } from './routes/pki-registrations.js';
+import { authzDecisionRoutes } from './routes/authz-decisions.js';
+import { authzPolicyRoutes } from './routes/authz-policies.js';
 import { tenantRoutes } from './routes/tenants.js';
 import { tlogRoutes } from './routes/tlog.js';
 import { tokenRoutes } from './routes/tokens.js';
+import { sendVaultError } from './vault/errors.js';
+import { vaultNamespaceTenant } from './vault/namespace.js';
+import { vaultRoutes } from './vault/routes.js';
 
 export interface BuildAppOptions {
   /** HTTPS options for a listening server; omitted for `inject()`-only apps in tests. */
@@ -84,6 +92,8 @@ export async function buildApp(runtime: Runtime, options: BuildAppOptions = {}):
     }
     const config = req.routeOptions.config;
     if (config.public) return;
+    if (config.attestation) return; // node attestation: the evidence in the body authenticates (routes/pki-agent.ts)
+    if (config.vaultLogin) return; // Vault login (AppRole): likewise the credentials in the body (vault/auth-approle.ts)
     const ctx = req.rampart;
     const authenticated = await authenticate(req, {
       tokens: runtime.stores.tokens,
@@ -93,12 +103,20 @@ export async function buildApp(runtime: Runtime, options: BuildAppOptions = {}):
     });
     ctx.principal = authenticated.principal;
     ctx.token = authenticated.token;
-    const named = req.headers['x-rampart-tenant'];
+    const named = req.headers['x-rampart-tenant'] ?? vaultNamespaceTenant(req.headers['x-vault-namespace']);
     if (named !== undefined && typeof named !== 'string') throw new RequestError('request.invalid', 'X-Rampart-Tenant must appear once');
     ctx.tenant = named === undefined || named === '' ? ctx.principal.tenant : await addressedTenant(runtime, ctx.principal.tenant, named);
     if (!config.authz) return; // the not-found handler: authenticated, nothing to authorize
     ctx.action = config.authz.action;
     ctx.resource = config.authz.resource(req.params as Record<string, string>, ctx.tenant);
+    if (config.authz.plan) {
+      for (const check of await config.authz.plan(req, ctx.tenant)) {
+        ctx.action = check.action;
+        ctx.resource = check.resource;
+        await authorizeRequest(runtime, req, { principal: ctx.principal, tenant: ctx.tenant, action: ctx.action, resource: ctx.resource });
+      }
+      return;
+    }
     await authorizeRequest(runtime, req, { principal: ctx.principal, tenant: ctx.tenant, action: ctx.action, resource: ctx.resource });
   });
 
@@ -127,6 +145,7 @@ export async function buildApp(runtime: Runtime, options: BuildAppOptions = {}):
   });
 
   app.setErrorHandler(async (err, req, reply) => {
+    if (req.routeOptions.config.vault) return sendVaultError(err, req, reply);
     const body = problemFor(err, req.id);
     if (req.rampart) req.rampart.errorCode = body.code;
     if (body.status >= 500) req.log.error({ err }, 'request failed');
@@ -146,6 +165,12 @@ export async function buildApp(runtime: Runtime, options: BuildAppOptions = {}):
   await app.register(auditRoutes(runtime));
   await app.register(tlogRoutes(runtime));
   await app.register(pkiRoutes(runtime));
+  await app.register(pkiRegistrationRoutes(runtime));
+  await app.register(pkiAgentRoutes(runtime));
+  await app.register(pkiEventRoutes(runtime));
+  await app.register(authzDecisionRoutes(runtime));
+  await app.register(authzPolicyRoutes(runtime));
+  await app.register(vaultRoutes(runtime));
   return app;
 }
 
@@ -182,7 +207,7 @@ function newContext(req: FastifyRequest, runtime: Runtime): RequestContext {
         const subject = done.subject
           ? await runtime.subjects.seal(stores.subjectKeys, tenant, done.subject.id, done.subject.data, runtime.clock.now().toISOString())
           : undefined;
-        await stores.audit.insert([runtime.audit.rowFor(eventFor(req, runtime, status, 'success', done.details, subject))]);
+        await stores.audit.insert([runtime.audit.rowFor(eventFor(req, runtime, done.status ?? status, 'success', done.details, subject))]);
         return done.result;
       });
       runtime.audit.recordCommitted(1);

@@ -1,3 +1,4 @@
+import type { FastifyRequest } from 'fastify';
 import type { EntityRef } from '../audit/event.js';
 import type { AuthzDecision } from '../authz/authorizer.js';
 import type { Principal } from '../identity/principal.js';
@@ -9,6 +10,8 @@ export type AuditDetails = Record<string, string | number | boolean | null | rea
 
 export interface TransactResult<T> {
   readonly result: T;
+  /** The response status for the audit event when only the work knows it (Vault: 200 or 204). */
+  readonly status?: number;
   readonly details?: AuditDetails;
   /**
    * Personal data the event should record: sealed under the subject's key in the same
@@ -31,6 +34,11 @@ export interface RequestContext {
   errorCode: string | undefined;
   /** The authorization decision, recorded in the audit event (never shown to the caller). */
   decision: { readonly action: string; readonly decision: AuthzDecision } | undefined;
+  /**
+   * Details for the request's own audit event when a read-only route has facts to record (the
+   * decision API's decision log): written by the audit hook, group-committed like any event.
+   */
+  auditDetails?: AuditDetails;
   /** Set once the request's audit event is durable; the audit hook then writes nothing more. */
   audited: boolean;
   /**
@@ -46,6 +54,13 @@ export interface RouteAuthz {
   readonly action: string;
   /** The Cedar resource, from the URL only: authorization runs before the body is read. */
   readonly resource: (params: Record<string, string>, tenant: string) => EntityRef;
+  /**
+   * For a route whose decisions depend on more than its URL template (the Vault API: the method,
+   * the mounted engine, whether the record exists): runs after authentication, before the body
+   * is read, and returns every decision the request needs, each authorized in turn in place of
+   * `action` and `resource`.
+   */
+  readonly plan?: (req: FastifyRequest, tenant: string) => Promise<readonly { readonly action: string; readonly resource: EntityRef }[]>;
 }
 
 declare module 'fastify' {
@@ -56,5 +71,9 @@ declare module 'fastify' {
     /** Public routes (health, metrics, OpenAPI) skip authentication, authorization and audit. */
     public?: boolean;
     authz?: RouteAuthz;
+    /** Vault-compatible routes (src/server/vault/): errors answer `{"errors":[…]}`, not problem+json. */
+    vault?: boolean;
+    /** Vault logins (AppRole): no token yet; the credentials in the body authenticate, the handler audits. */
+    vaultLogin?: boolean;
   }
 }

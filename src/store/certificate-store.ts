@@ -116,4 +116,9 @@ export class SqlCertificateStore implements CertificateStore {
       .executeTakeFirstOrThrow();
     return toNumber(row.crl_number);
   }
+
+  async lastExpiry(issuer: string): Promise<string | undefined> {
+    const row = await this.db.selectFrom('pki_certificates').select((eb) => eb.fn.max('not_after').as('last')).where('issuer', '=', issuer).executeTakeFirst();
+    return row?.last ?? undefined;
+  }
 }

@@ -1,5 +1,6 @@
 import { type Kysely, type Migration, type MigrationProvider, Migrator, sql } from 'kysely';
 import type { Dialect } from './database.js';
+import { backfillTreeNodes } from './audit-tree-nodes.js';
 
 /**
  * Forward-only migrations, shared by SQLite and PostgreSQL. A migration is never edited once
@@ -218,6 +219,350 @@ function migrations(dialect: Dialect): Record<string, Migration> {
           .execute();
         // The row always exists, so the pruner can lock it (PostgreSQL: FOR SHARE against a concurrent hold).
         await sql`insert into audit_legal_hold (id, enabled, reason, since, updated_at) values (1, 0, '', null, '')`.execute(db);
+      },
+    },
+    '0008_audit_tiles': {
+      async up(db: Kysely<unknown>) {
+        // Interior nodes of the audit tree (src/audit/tiles.ts STORED_NODE_MIN_HEIGHT), so that a
+        // proof is a few indexed reads at any size; a log integrated before this is backfilled.
+        await db.schema
+          .createTable('audit_tree_nodes')
+          .addColumn('height', 'integer', (c) => c.notNull())
+          .addColumn('idx', sql.raw(bigint), (c) => c.notNull())
+          .addColumn('hash', 'text', (c) => c.notNull())
+          .addPrimaryKeyConstraint('audit_tree_nodes_pk', ['height', 'idx'])
+          // SQLite: the primary key is the table (one B-tree to descend per node, not two).
+          .$call((t) => (dialect === 'sqlite' ? t.modifyEnd(sql`without rowid`) : t))
+          .execute();
+        const { rows } = await sql<{ size: number | string }>`select size from audit_tree where id = 1`.execute(db);
+        await backfillTreeNodes(db, Number(rows[0]?.size ?? 0));
+      },
+    },
+    '0010_authz_stores': {
+      async up(db: Kysely<unknown>) {
+        // Policy stores (src/authz/policy-versions.ts): a version keeps its policy tests (JSON
+        // file → YAML) and, when rejected, why (JSON array of lines).
+        await db.schema.alterTable('policy_versions').addColumn('tests', 'text').execute();
+        await db.schema.alterTable('policy_versions').addColumn('reasons', 'text').execute();
+        // One entity set per policy store, replaced whole; `revision` counts the replacements.
+        await db.schema
+          .createTable('authz_entities')
+          .addColumn('tenant', 'text', (c) => c.notNull().references('tenants.name'))
+          .addColumn('store', 'text', (c) => c.notNull())
+          .addColumn('revision', 'integer', (c) => c.notNull())
+          .addColumn('entities', 'text', (c) => c.notNull())
+          .addColumn('updated_at', 'text', (c) => c.notNull())
+          .addPrimaryKeyConstraint('authz_entities_pk', ['tenant', 'store'])
+          .execute();
+      },
+    },
+    '0013_secrets_core': {
+      async up(db: Kysely<unknown>) {
+        // The secrets barrier's keyring (src/secrets/barrier.ts), apart from the infrastructure
+        // one so that sys/init can put it under Shamir shares; one row, id 1.
+        await db.schema
+          .createTable('secrets_keyring')
+          .addColumn('id', 'integer', (c) => c.primaryKey())
+          .addColumn('ciphertext', 'text', (c) => c.notNull())
+          .addColumn('seal_type', 'text', (c) => c.notNull())
+          .addColumn('secret_shares', 'integer', (c) => c.notNull())
+          .addColumn('secret_threshold', 'integer', (c) => c.notNull())
+          .addColumn('updated_at', 'text', (c) => c.notNull())
+          .execute();
+        await db.schema
+          .createTable('secrets_mounts')
+          .addColumn('tenant', 'text', (c) => c.notNull().references('tenants.name'))
+          .addColumn('path', 'text', (c) => c.notNull())
+          .addColumn('type', 'text', (c) => c.notNull())
+          .addColumn('accessor', 'text', (c) => c.notNull().unique())
+          .addColumn('description', 'text', (c) => c.notNull())
+          .addColumn('options', 'text', (c) => c.notNull())
+          .addColumn('default_lease_ttl', 'integer', (c) => c.notNull())
+          .addColumn('max_lease_ttl', 'integer', (c) => c.notNull())
+          .addColumn('created_at', 'text', (c) => c.notNull())
+          .addPrimaryKeyConstraint('secrets_mounts_pk', ['tenant', 'path'])
+          .execute();
+        // KV v2 (src/secrets/kv/): `mount` is the mount's accessor, so a remount starts empty.
+        await db.schema
+          .createTable('kv_metadata')
+          .addColumn('tenant', 'text', (c) => c.notNull())
+          .addColumn('mount', 'text', (c) => c.notNull())
+          .addColumn('path', 'text', (c) => c.notNull())
+          .addColumn('current_version', 'integer', (c) => c.notNull())
+          .addColumn('oldest_version', 'integer', (c) => c.notNull())
+          .addColumn('max_versions', 'integer', (c) => c.notNull())
+          .addColumn('cas_required', 'integer', (c) => c.notNull())
+          .addColumn('delete_version_after', 'integer', (c) => c.notNull())
+          .addColumn('custom_metadata', 'text', (c) => c.notNull())
+          .addColumn('created_at', 'text', (c) => c.notNull())
+          .addColumn('updated_at', 'text', (c) => c.notNull())
+          .addPrimaryKeyConstraint('kv_metadata_pk', ['tenant', 'mount', 'path'])
+          .execute();
+        await db.schema
+          .createTable('kv_versions')
+          .addColumn('tenant', 'text', (c) => c.notNull())
+          .addColumn('mount', 'text', (c) => c.notNull())
+          .addColumn('path', 'text', (c) => c.notNull())
+          .addColumn('version', 'integer', (c) => c.notNull())
+          .addColumn('ciphertext', 'text')
+          .addColumn('created_at', 'text', (c) => c.notNull())
+          .addColumn('deletion_time', 'text')
+          .addColumn('destroyed', 'integer', (c) => c.notNull())
+          .addPrimaryKeyConstraint('kv_versions_pk', ['tenant', 'mount', 'path', 'version'])
+          .execute();
+        await db.schema
+          .createTable('kv_config')
+          .addColumn('tenant', 'text', (c) => c.notNull())
+          .addColumn('mount', 'text', (c) => c.notNull())
+          .addColumn('max_versions', 'integer', (c) => c.notNull())
+          .addColumn('cas_required', 'integer', (c) => c.notNull())
+          .addColumn('delete_version_after', 'integer', (c) => c.notNull())
+          .addPrimaryKeyConstraint('kv_config_pk', ['tenant', 'mount'])
+          .execute();
+        // Vault ACL policies as written; their Cedar translation is a file of the tenant's `rampart` store.
+        await db.schema
+          .createTable('acl_policies')
+          .addColumn('tenant', 'text', (c) => c.notNull().references('tenants.name'))
+          .addColumn('name', 'text', (c) => c.notNull())
+          .addColumn('hcl', 'text', (c) => c.notNull())
+          .addColumn('updated_at', 'text', (c) => c.notNull())
+          .addPrimaryKeyConstraint('acl_policies_pk', ['tenant', 'name'])
+          .execute();
+      },
+    },
+    '0014_secrets_auth': {
+      async up(db: Kysely<unknown>) {
+        // Vault token semantics (src/identity/tokens.ts): parent for revocation trees, periodic
+        // and explicit-max TTLs for renewal. Null on tokens created before, or by POST /v1/tokens.
+        for (const [column, type] of [
+          ['parent', 'text'],
+          ['period', 'integer'],
+          ['creation_ttl', 'integer'],
+          ['explicit_max_expires_at', 'text'],
+          ['renewable', 'integer'],
+        ] as const) {
+          await db.schema.alterTable('tokens').addColumn(column, type).execute();
+        }
+        await db.schema.createIndex('tokens_tenant_parent').on('tokens').columns(['tenant', 'parent']).execute();
+        // AppRole (src/identity/approle.ts): roles, and their secret IDs stored as SHA-256 only.
+        await db.schema
+          .createTable('approle_roles')
+          .addColumn('tenant', 'text', (c) => c.notNull().references('tenants.name'))
+          .addColumn('name', 'text', (c) => c.notNull())
+          .addColumn('role_id', 'text', (c) => c.notNull().unique())
+          .addColumn('policies', 'text', (c) => c.notNull())
+          .addColumn('secret_id_ttl', 'integer', (c) => c.notNull())
+          .addColumn('secret_id_num_uses', 'integer', (c) => c.notNull())
+          .addColumn('token_ttl', 'integer', (c) => c.notNull())
+          .addColumn('token_max_ttl', 'integer', (c) => c.notNull())
+          .addColumn('token_period', 'integer', (c) => c.notNull())
+          .addColumn('created_at', 'text', (c) => c.notNull())
+          .addPrimaryKeyConstraint('approle_roles_pk', ['tenant', 'name'])
+          .execute();
+        await db.schema
+          .createTable('approle_secret_ids')
+          .addColumn('accessor', 'text', (c) => c.primaryKey())
+          .addColumn('tenant', 'text', (c) => c.notNull())
+          .addColumn('role', 'text', (c) => c.notNull())
+          .addColumn('secret_hash', 'text', (c) => c.notNull())
+          .addColumn('uses_left', 'integer')
+          .addColumn('created_at', 'text', (c) => c.notNull())
+          .addColumn('expires_at', 'text')
+          .execute();
+        await db.schema.createIndex('approle_secret_ids_role').on('approle_secret_ids').columns(['tenant', 'role']).execute();
+        // Cert auth (auth/cert): which SPIFFE IDs a role accepts and the policies it grants.
+        await db.schema
+          .createTable('cert_roles')
+          .addColumn('tenant', 'text', (c) => c.notNull().references('tenants.name'))
+          .addColumn('name', 'text', (c) => c.notNull())
+          .addColumn('allowed_spiffe_ids', 'text', (c) => c.notNull())
+          .addColumn('policies', 'text', (c) => c.notNull())
+          .addColumn('token_ttl', 'integer', (c) => c.notNull())
+          .addColumn('created_at', 'text', (c) => c.notNull())
+          .addPrimaryKeyConstraint('cert_roles_pk', ['tenant', 'name'])
+          .execute();
+      },
+    },
+    '0015_secrets_transit': {
+      async up(db: Kysely<unknown>) {
+        // Transit named keys (src/secrets/transit/): one row per key with its configuration, one
+        // per key version holding the barrier-sealed material. Flags are 0/1 integers on both engines.
+        await db.schema
+          .createTable('transit_keys')
+          .addColumn('tenant', 'text', (c) => c.notNull())
+          .addColumn('mount', 'text', (c) => c.notNull())
+          .addColumn('name', 'text', (c) => c.notNull())
+          .addColumn('type', 'text', (c) => c.notNull())
+          .addColumn('derived', 'integer', (c) => c.notNull())
+          .addColumn('exportable', 'integer', (c) => c.notNull())
+          .addColumn('allow_plaintext_backup', 'integer', (c) => c.notNull())
+          .addColumn('deletion_allowed', 'integer', (c) => c.notNull())
+          .addColumn('latest_version', 'integer', (c) => c.notNull())
+          .addColumn('min_decryption_version', 'integer', (c) => c.notNull())
+          .addColumn('min_encryption_version', 'integer', (c) => c.notNull())
+          .addColumn('min_available_version', 'integer', (c) => c.notNull())
+          .addColumn('created_at', 'text', (c) => c.notNull())
+          .addColumn('updated_at', 'text', (c) => c.notNull())
+          .addPrimaryKeyConstraint('transit_keys_pk', ['tenant', 'mount', 'name'])
+          .execute();
+        await db.schema
+          .createTable('transit_key_versions')
+          .addColumn('tenant', 'text', (c) => c.notNull())
+          .addColumn('mount', 'text', (c) => c.notNull())
+          .addColumn('name', 'text', (c) => c.notNull())
+          .addColumn('version', 'integer', (c) => c.notNull())
+          .addColumn('sealed_material', 'text', (c) => c.notNull())
+          .addColumn('public_key', 'text')
+          .addColumn('created_at', 'text', (c) => c.notNull())
+          .addPrimaryKeyConstraint('transit_key_versions_pk', ['tenant', 'mount', 'name', 'version'])
+          .execute();
+      },
+    },
+    '0016_secrets_leases': {
+      async up(db: Kysely<unknown>) {
+        // Leases (src/secrets/leases/): `revoke_after` is when the expiry worker next acts on a
+        // lease — its expiry, or the next retry after a failed revocation — so one index serves it.
+        await db.schema
+          .createTable('secrets_leases')
+          .addColumn('tenant', 'text', (c) => c.notNull())
+          .addColumn('lease_id', 'text', (c) => c.notNull())
+          .addColumn('engine', 'text', (c) => c.notNull())
+          .addColumn('mount', 'text', (c) => c.notNull())
+          .addColumn('issued_at', 'text', (c) => c.notNull())
+          .addColumn('last_renewal_at', 'text')
+          .addColumn('expires_at', 'text', (c) => c.notNull())
+          .addColumn('max_expires_at', 'text', (c) => c.notNull())
+          .addColumn('renewable', 'integer', (c) => c.notNull())
+          .addColumn('default_ttl', 'integer', (c) => c.notNull())
+          .addColumn('sealed_data', 'text', (c) => c.notNull())
+          .addColumn('revoke_after', 'text', (c) => c.notNull())
+          .addColumn('revoke_attempts', 'integer', (c) => c.notNull())
+          .addColumn('last_error', 'text')
+          .addPrimaryKeyConstraint('secrets_leases_pk', ['tenant', 'lease_id'])
+          .execute();
+        await db.schema.createIndex('secrets_leases_revoke_after').on('secrets_leases').columns(['revoke_after']).execute();
+      },
+    },
+    '0017_secrets_database': {
+      async up(db: Kysely<unknown>) {
+        // The database secrets engine (src/secrets/database/). Lists of SQL statements are JSON
+        // arrays; passwords are barrier ciphertexts; TTLs and periods are seconds.
+        await db.schema
+          .createTable('secrets_database_configs')
+          .addColumn('tenant', 'text', (c) => c.notNull())
+          .addColumn('mount', 'text', (c) => c.notNull())
+          .addColumn('name', 'text', (c) => c.notNull())
+          .addColumn('plugin_name', 'text', (c) => c.notNull())
+          .addColumn('connection_url', 'text', (c) => c.notNull())
+          .addColumn('username', 'text', (c) => c.notNull())
+          .addColumn('sealed_password', 'text', (c) => c.notNull())
+          .addColumn('allowed_roles', 'text', (c) => c.notNull())
+          .addColumn('verify_connection', 'integer', (c) => c.notNull())
+          .addColumn('root_rotation_statements', 'text', (c) => c.notNull())
+          .addColumn('updated_at', 'text', (c) => c.notNull())
+          .addPrimaryKeyConstraint('secrets_database_configs_pk', ['tenant', 'mount', 'name'])
+          .execute();
+        await db.schema
+          .createTable('secrets_database_roles')
+          .addColumn('tenant', 'text', (c) => c.notNull())
+          .addColumn('mount', 'text', (c) => c.notNull())
+          .addColumn('name', 'text', (c) => c.notNull())
+          .addColumn('db_name', 'text', (c) => c.notNull())
+          .addColumn('creation_statements', 'text', (c) => c.notNull())
+          .addColumn('revocation_statements', 'text', (c) => c.notNull())
+          .addColumn('renew_statements', 'text', (c) => c.notNull())
+          .addColumn('default_ttl', 'integer', (c) => c.notNull())
+          .addColumn('max_ttl', 'integer', (c) => c.notNull())
+          .addColumn('updated_at', 'text', (c) => c.notNull())
+          .addPrimaryKeyConstraint('secrets_database_roles_pk', ['tenant', 'mount', 'name'])
+          .execute();
+        await db.schema
+          .createTable('secrets_database_static_roles')
+          .addColumn('tenant', 'text', (c) => c.notNull())
+          .addColumn('mount', 'text', (c) => c.notNull())
+          .addColumn('name', 'text', (c) => c.notNull())
+          .addColumn('db_name', 'text', (c) => c.notNull())
+          .addColumn('username', 'text', (c) => c.notNull())
+          .addColumn('rotation_period', 'integer', (c) => c.notNull())
+          .addColumn('rotation_statements', 'text', (c) => c.notNull())
+          .addColumn('sealed_password', 'text', (c) => c.notNull())
+          .addColumn('last_rotated_at', 'text', (c) => c.notNull())
+          .addColumn('next_rotation_at', 'text', (c) => c.notNull())
+          .addColumn('rotation_attempts', 'integer', (c) => c.notNull())
+          .addColumn('last_error', 'text')
+          .addPrimaryKeyConstraint('secrets_database_static_roles_pk', ['tenant', 'mount', 'name'])
+          .execute();
+        await db.schema
+          .createIndex('secrets_database_static_roles_next')
+          .on('secrets_database_static_roles')
+          .columns(['next_rotation_at'])
+          .execute();
+      },
+    },
+    '0018_pki_registrations': {
+      async up(db: Kysely<unknown>) {
+        // Registration entries (src/pki/registration.ts); selectors and DNS names are JSON arrays.
+        await db.schema
+          .createTable('pki_registrations')
+          .addColumn('id', 'text', (c) => c.primaryKey())
+          .addColumn('tenant', 'text', (c) => c.notNull().references('tenants.name'))
+          .addColumn('spiffe_id', 'text', (c) => c.notNull())
+          .addColumn('parent', 'text', (c) => c.notNull())
+          .addColumn('selectors', 'text', (c) => c.notNull())
+          .addColumn('dns_names', 'text', (c) => c.notNull())
+          .addColumn('ttl_ms', sql.raw(bigint))
+          .addColumn('created_at', 'text', (c) => c.notNull())
+          .addColumn('created_by', 'text', (c) => c.notNull())
+          .execute();
+        await db.schema.createIndex('pki_registrations_tenant_parent').on('pki_registrations').columns(['tenant', 'parent']).execute();
+        // SPIRE's rule: no two entries with the same SPIFFE ID, parent and (sorted) selectors.
+        await db.schema.createIndex('pki_registrations_unique').on('pki_registrations').columns(['tenant', 'spiffe_id', 'parent', 'selectors']).unique().execute();
+      },
+    },
+    '0019_pki_attestation': {
+      async up(db: Kysely<unknown>) {
+        // Join tokens (src/pki/join-token.ts): only the secret's hash is kept; used_at is set once.
+        await db.schema
+          .createTable('pki_join_tokens')
+          .addColumn('id', 'text', (c) => c.primaryKey())
+          .addColumn('tenant', 'text', (c) => c.notNull().references('tenants.name'))
+          .addColumn('secret_hash', 'text', (c) => c.notNull())
+          .addColumn('spiffe_id', 'text')
+          .addColumn('created_at', 'text', (c) => c.notNull())
+          .addColumn('created_by', 'text', (c) => c.notNull())
+          .addColumn('expires_at', 'text', (c) => c.notNull())
+          .addColumn('used_at', 'text')
+          .addColumn('used_by', 'text')
+          .execute();
+        // Attested agents and the node selectors they proved, for entries whose parent is a selector.
+        await db.schema
+          .createTable('pki_agents')
+          .addColumn('tenant', 'text', (c) => c.notNull().references('tenants.name'))
+          .addColumn('spiffe_id', 'text', (c) => c.notNull())
+          .addColumn('method', 'text', (c) => c.notNull())
+          .addColumn('selectors', 'text', (c) => c.notNull())
+          .addColumn('attested_at', 'text', (c) => c.notNull())
+          .addPrimaryKeyConstraint('pki_agents_pk', ['tenant', 'spiffe_id'])
+          .execute();
+      },
+    },
+    '0020_pki_rotation': {
+      async up(db: Kysely<unknown>) {
+        // CA rotation (src/pki/rotation.ts): a prepared intermediate activates at activate_after.
+        await db.schema.alterTable('ca_certificates').addColumn('activate_after', 'text').execute();
+        // The trust bundle's SPIFFE sequence number, bumped on every change of the trusted CA set.
+        await db.schema
+          .createTable('pki_bundle_state')
+          .addColumn('id', 'text', (c) => c.primaryKey())
+          .addColumn('sequence', sql.raw(bigint), (c) => c.notNull())
+          .addColumn('updated_at', 'text', (c) => c.notNull())
+          .execute();
+      },
+    },
+    '0021_pki_more': {
+      async up(db: Kysely<unknown>) {
+        // An issuer's last expiry (CertificateStore.lastExpiry) decides when a previous intermediate retires.
+        await db.schema.createIndex('pki_certificates_issuer_not_after').on('pki_certificates').columns(['issuer', 'not_after']).execute();
       },
     },
   };

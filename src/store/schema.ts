@@ -15,12 +15,33 @@ export interface Database {
   audit_checkpoints: AuditCheckpointsTable;
   audit_log_key: AuditLogKeyTable;
   policy_versions: PolicyVersionsTable;
+  authz_entities: AuthzEntitiesTable;
   ca_certificates: CaCertificatesTable;
   barrier_keyring: BarrierKeyringTable;
   pki_certificates: PkiCertificatesTable;
   pki_crl_state: PkiCrlStateTable;
+  pki_bundle_state: PkiBundleStateTable;
   audit_sink_cursors: AuditSinkCursorsTable;
   audit_legal_hold: AuditLegalHoldTable;
+  pki_registrations: PkiRegistrationsTable;
+  pki_join_tokens: PkiJoinTokensTable;
+  pki_agents: PkiAgentsTable;
+  audit_tree_nodes: AuditTreeNodesTable;
+  secrets_keyring: SecretsKeyringTable;
+  secrets_mounts: SecretsMountsTable;
+  kv_metadata: KvMetadataTable;
+  kv_versions: KvVersionsTable;
+  kv_config: KvConfigTable;
+  acl_policies: AclPoliciesTable;
+  approle_roles: AppRoleRolesTable;
+  approle_secret_ids: AppRoleSecretIdsTable;
+  cert_roles: CertRolesTable;
+  transit_keys: TransitKeysTable;
+  transit_key_versions: TransitKeyVersionsTable;
+  secrets_leases: SecretsLeasesTable;
+  secrets_database_configs: SecretsDatabaseConfigsTable;
+  secrets_database_roles: SecretsDatabaseRolesTable;
+  secrets_database_static_roles: SecretsDatabaseStaticRolesTable;
 }
 
 export interface TenantsTable {
@@ -40,6 +61,12 @@ export interface TokensTable {
   created_at: string;
   expires_at: string | null;
   revoked_at: string | null;
+  /** Vault token fields (migration 0014_secrets_auth); null on tokens made by POST /v1/tokens. */
+  parent: string | null;
+  period: number | null;
+  creation_ttl: number | null;
+  explicit_max_expires_at: string | null;
+  renewable: number | null;
 }
 
 export interface AuditEventsTable {
@@ -96,6 +123,18 @@ export interface AuditTreeHeadsTable {
   created_at: string;
 }
 
+/**
+ * Roots of the audit tree's perfect subtrees of height ≥ 4, written as integration completes
+ * them (migration 0008); proofs and tiles read them instead of rehashing leaves.
+ */
+export interface AuditTreeNodesTable {
+  height: number;
+  /** The subtree covers leaves [idx·2^height, (idx+1)·2^height). */
+  idx: number;
+  /** Hex SHA-256 (RFC 6962 §2.1 node hash). */
+  hash: string;
+}
+
 /** Signed checkpoints, one per tree size (migration 0002). */
 export interface AuditCheckpointsTable {
   size: number;
@@ -128,6 +167,20 @@ export interface PolicyVersionsTable {
   author: string;
   message: string;
   created_at: string;
+  /** Policy tests, JSON file name → YAML (migration 0010). */
+  tests: string | null;
+  /** Why a rejected version was refused, JSON array of lines (migration 0010). */
+  reasons: string | null;
+}
+
+/** The entity store of one policy store (migration 0010): the whole set, replaced as one. */
+export interface AuthzEntitiesTable {
+  tenant: string;
+  store: string;
+  revision: number;
+  /** Cedar entity JSON array. */
+  entities: string;
+  updated_at: string;
 }
 
 export interface CaCertificatesTable {
@@ -141,6 +194,8 @@ export interface CaCertificatesTable {
   status: string;
   not_after: string;
   created_at: string;
+  /** When a prepared intermediate may start signing (0020_pki_rotation); null otherwise. */
+  activate_after: string | null;
 }
 
 export interface BarrierKeyringTable {
@@ -190,4 +245,250 @@ export interface AuditLegalHoldTable {
   /** When the hold in force was placed; null while released. */
   since: string | null;
   updated_at: string;
+}
+
+/** A transit named key and its configuration (migration 0015). Flags are 1 or 0. */
+export interface TransitKeysTable {
+  tenant: string;
+  /** The mount the key lives under, as the secrets-engine registry names it. */
+  mount: string;
+  name: string;
+  type: string;
+  derived: number;
+  exportable: number;
+  allow_plaintext_backup: number;
+  deletion_allowed: number;
+  latest_version: number;
+  min_decryption_version: number;
+  /** 0 means "always the latest version", as in Vault. */
+  min_encryption_version: number;
+  /** Versions below this were trimmed (their rows deleted); 0 before any trim. */
+  min_available_version: number;
+  created_at: string;
+  updated_at: string;
+}
+
+/** One version of a transit key (migration 0015). */
+export interface TransitKeyVersionsTable {
+  tenant: string;
+  mount: string;
+  name: string;
+  version: number;
+  /** Barrier ciphertext of the version's key and HMAC key (src/secrets/transit/material.ts). */
+  sealed_material: string;
+  /** The public key of an asymmetric version as Vault shows it (ed25519: base64, others: SPKI PEM); null for symmetric keys. */
+  public_key: string | null;
+  created_at: string;
+}
+
+/** A secret's lease (migration 0016); see src/secrets/leases/lease.ts. */
+export interface SecretsLeasesTable {
+  tenant: string;
+  lease_id: string;
+  engine: string;
+  mount: string;
+  issued_at: string;
+  last_renewal_at: string | null;
+  expires_at: string;
+  max_expires_at: string;
+  /** 1 renewable, 0 not (an integer on both engines). */
+  renewable: number;
+  /** Seconds a renewal without an increment extends the lease by. */
+  default_ttl: number;
+  /** Barrier ciphertext of what the engine needs to revoke the secret (JSON). */
+  sealed_data: string;
+  /** When the expiry worker next acts: the expiry, or the next retry of a failed revocation. */
+  revoke_after: string;
+  revoke_attempts: number;
+  last_error: string | null;
+}
+
+/** A database engine connection (migration 0017); `sealed_password` is a barrier ciphertext. */
+export interface SecretsDatabaseConfigsTable {
+  tenant: string;
+  mount: string;
+  name: string;
+  plugin_name: string;
+  connection_url: string;
+  username: string;
+  sealed_password: string;
+  /** JSON array of role names, `["*"]` for all. */
+  allowed_roles: string;
+  verify_connection: number;
+  /** JSON array of SQL statements. */
+  root_rotation_statements: string;
+  updated_at: string;
+}
+
+/** A dynamic database role (migration 0017); statements are JSON arrays, TTLs seconds. */
+export interface SecretsDatabaseRolesTable {
+  tenant: string;
+  mount: string;
+  name: string;
+  db_name: string;
+  creation_statements: string;
+  revocation_statements: string;
+  renew_statements: string;
+  default_ttl: number;
+  max_ttl: number;
+  updated_at: string;
+}
+
+/** A static database role (migration 0017): an existing user whose password is rotated. */
+export interface SecretsDatabaseStaticRolesTable {
+  tenant: string;
+  mount: string;
+  name: string;
+  db_name: string;
+  username: string;
+  rotation_period: number;
+  rotation_statements: string;
+  sealed_password: string;
+  last_rotated_at: string;
+  next_rotation_at: string;
+  rotation_attempts: number;
+  last_error: string | null;
+}
+
+/** A registration entry (migration 0018). `selectors` and `dns_names` are JSON string arrays. */
+export interface PkiRegistrationsTable {
+  id: string;
+  tenant: string;
+  spiffe_id: string;
+  parent: string;
+  selectors: string;
+  dns_names: string;
+  ttl_ms: number | string | null;
+  created_at: string;
+  created_by: string;
+}
+
+/** A one-time join token (migration 0019); the secret is never stored, only its SHA-256. */
+export interface PkiJoinTokensTable {
+  id: string;
+  tenant: string;
+  secret_hash: string;
+  spiffe_id: string | null;
+  created_at: string;
+  created_by: string;
+  expires_at: string;
+  used_at: string | null;
+  used_by: string | null;
+}
+
+/** An attested node agent (migration 0019). `selectors` is a JSON string array. */
+export interface PkiAgentsTable {
+  tenant: string;
+  spiffe_id: string;
+  method: string;
+  selectors: string;
+  attested_at: string;
+}
+
+export interface SecretsKeyringTable {
+  id: number;
+  ciphertext: string;
+  seal_type: string;
+  secret_shares: number;
+  secret_threshold: number;
+  updated_at: string;
+}
+
+export interface SecretsMountsTable {
+  tenant: string;
+  path: string;
+  type: string;
+  accessor: string;
+  description: string;
+  /** JSON object of strings. */
+  options: string;
+  default_lease_ttl: number;
+  max_lease_ttl: number;
+  created_at: string;
+}
+
+export interface KvMetadataTable {
+  tenant: string;
+  mount: string;
+  path: string;
+  current_version: number;
+  oldest_version: number;
+  max_versions: number;
+  cas_required: number;
+  delete_version_after: number;
+  /** JSON object of strings. */
+  custom_metadata: string;
+  created_at: string;
+  updated_at: string;
+}
+
+export interface KvVersionsTable {
+  tenant: string;
+  mount: string;
+  path: string;
+  version: number;
+  /** Barrier ciphertext; null once destroyed. */
+  ciphertext: string | null;
+  created_at: string;
+  deletion_time: string | null;
+  destroyed: number;
+}
+
+export interface KvConfigTable {
+  tenant: string;
+  mount: string;
+  max_versions: number;
+  cas_required: number;
+  delete_version_after: number;
+}
+
+export interface AclPoliciesTable {
+  tenant: string;
+  name: string;
+  hcl: string;
+  updated_at: string;
+}
+
+/** 0020_pki_rotation: one row, id 'bundle'. */
+export interface PkiBundleStateTable {
+  id: string;
+  sequence: number;
+  updated_at: string;
+}
+
+export interface AppRoleRolesTable {
+  tenant: string;
+  name: string;
+  role_id: string;
+  /** JSON array. */
+  policies: string;
+  secret_id_ttl: number;
+  secret_id_num_uses: number;
+  token_ttl: number;
+  token_max_ttl: number;
+  token_period: number;
+  created_at: string;
+}
+
+export interface AppRoleSecretIdsTable {
+  accessor: string;
+  tenant: string;
+  role: string;
+  /** SHA-256 of the secret part, hex. */
+  secret_hash: string;
+  /** Null: unlimited. */
+  uses_left: number | null;
+  created_at: string;
+  expires_at: string | null;
+}
+
+export interface CertRolesTable {
+  tenant: string;
+  name: string;
+  /** JSON array of SPIFFE ID patterns (a trailing `*` matches any suffix). */
+  allowed_spiffe_ids: string;
+  /** JSON array. */
+  policies: string;
+  token_ttl: number;
+  created_at: string;
 }

@@ -2,9 +2,28 @@ import type { LegalHoldStore } from '../audit/retention-store.js';
 import type { AuditStore } from '../audit/store.js';
 import type { SubjectKeyStore } from '../audit/subjects.js';
 import type { PolicyStore } from '../authz/store.js';
+import type { EntityStore } from '../authz/store.js';
 import type { TenantStore, TokenStore } from '../identity/store.js';
 import type { CaStore, CertificateStore } from '../pki/store.js';
+import type { AgentStore } from '../pki/attestation-store.js';
+import type { JoinTokenStore } from '../pki/join-token-store.js';
+import type { RegistrationStore } from '../pki/registration-store.js';
+import { SqlAgentStore, SqlJoinTokenStore } from './attestation-store.js';
+import { SqlRegistrationStore } from './registration-store.js';
 import type { KeyringStore } from '../secrets/store.js';
+import type { AclPolicyStore, MountStore, SecretsKeyringStore } from '../secrets/store.js';
+import type { KvStore } from '../secrets/kv/store.js';
+import { SqlAclPolicyStore } from './acl-policy-store.js';
+import type { AppRoleStore, CertRoleStore } from '../identity/store.js';
+import { SqlAppRoleStore } from './approle-store.js';
+import { SqlCertRoleStore } from './cert-role-store.js';
+import type { DatabaseStore } from '../secrets/database/store.js';
+import type { LeaseStore } from '../secrets/leases/store.js';
+import { SqlDatabaseStore } from './database-store.js';
+import { SqlLeaseStore } from './lease-store.js';
+import { SqlKvStore } from './kv-store.js';
+import { SqlMountStore } from './mount-store.js';
+import { SqlSecretsKeyringStore } from './secrets-keyring-store.js';
 import { SqlAuditStore } from './audit-store.js';
 import { SqlCaStore } from './ca-store.js';
 import { SqlCertificateStore } from './certificate-store.js';
@@ -12,10 +31,13 @@ import type { StoreDatabase } from './database.js';
 import { SqlKeyringStore } from './keyring-store.js';
 import { SqlLegalHoldStore } from './legal-hold-store.js';
 import { SqlPolicyStore } from './policy-store.js';
+import { SqlEntityStore } from './entity-store.js';
 import { SqlSubjectKeyStore } from './subject-key-store.js';
 import type { Database } from './schema.js';
 import { SqlTenantStore } from './tenant-store.js';
 import { SqlTokenStore } from './token-store.js';
+import type { TransitKeyStore } from '../secrets/transit/store.js';
+import { SqlTransitKeyStore } from './transit-key-store.js';
 import type { Kysely } from 'kysely';
 
 /** Every capability's storage port, bound to one connection or one transaction. */
@@ -23,12 +45,30 @@ export interface Stores {
   readonly tenants: TenantStore;
   readonly tokens: TokenStore;
   readonly policies: PolicyStore;
+  /** The entity store of each tenant's policy stores (src/authz/store.ts). */
+  readonly entities: EntityStore;
   readonly audit: AuditStore;
   readonly ca: CaStore;
   readonly certificates: CertificateStore;
+  /** Registration entries, join tokens and attested agents (docs/pki.md). */
+  readonly registrations: RegistrationStore;
+  readonly joinTokens: JoinTokenStore;
+  readonly agents: AgentStore;
   readonly keyring: KeyringStore;
   readonly subjectKeys: SubjectKeyStore;
   readonly legalHold: LegalHoldStore;
+  /** Transit named keys and their sealed versions (src/secrets/transit/). */
+  readonly transitKeys: TransitKeyStore;
+  /** The Vault-compatible API core (docs/secrets.md): secrets keyring, mounts, KV v2, ACL policies. */
+  readonly secretsKeyring: SecretsKeyringStore;
+  readonly mounts: MountStore;
+  readonly kv: KvStore;
+  readonly aclPolicies: AclPolicyStore;
+  readonly appRoles: AppRoleStore;
+  readonly certRoles: CertRoleStore;
+  /** Leases of dynamic secrets and the database engine (docs/secrets.md#leases). */
+  readonly leases: LeaseStore;
+  readonly database: DatabaseStore;
 }
 
 export type Transact = <T>(work: (stores: Stores) => Promise<T>) => Promise<T>;
@@ -37,13 +77,26 @@ export function bindStores(db: Kysely<Database>, dialect: StoreDatabase['dialect
   return {
     tenants: new SqlTenantStore(db),
     tokens: new SqlTokenStore(db),
-    policies: new SqlPolicyStore(db),
+    policies: new SqlPolicyStore(db, dialect),
+    entities: new SqlEntityStore(db),
     audit: new SqlAuditStore(db, dialect),
     ca: new SqlCaStore(db),
     certificates: new SqlCertificateStore(db),
+    registrations: new SqlRegistrationStore(db),
+    joinTokens: new SqlJoinTokenStore(db),
+    agents: new SqlAgentStore(db),
     keyring: new SqlKeyringStore(db),
     subjectKeys: new SqlSubjectKeyStore(db),
     legalHold: new SqlLegalHoldStore(db),
+    transitKeys: new SqlTransitKeyStore(db),
+    secretsKeyring: new SqlSecretsKeyringStore(db, dialect),
+    mounts: new SqlMountStore(db, dialect),
+    kv: new SqlKvStore(db, dialect),
+    aclPolicies: new SqlAclPolicyStore(db, dialect),
+    appRoles: new SqlAppRoleStore(db),
+    certRoles: new SqlCertRoleStore(db),
+    leases: new SqlLeaseStore(db),
+    database: new SqlDatabaseStore(db),
   };
 }
 

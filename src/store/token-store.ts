@@ -18,6 +18,11 @@ export class SqlTokenStore implements TokenStore {
         created_at: t.createdAt,
         expires_at: t.expiresAt,
         revoked_at: t.revokedAt,
+        parent: t.parent ?? null,
+        period: t.period ?? null,
+        creation_ttl: t.creationTtl ?? null,
+        explicit_max_expires_at: t.explicitMaxExpiresAt ?? null,
+        renewable: t.renewable === undefined ? null : t.renewable ? 1 : 0,
       })
       .execute();
   }
@@ -35,6 +40,12 @@ export class SqlTokenStore implements TokenStore {
       createdAt: r.created_at,
       expiresAt: r.expires_at,
       revokedAt: r.revoked_at,
+      // Vault token fields (migration 0014): left out when unset, as records without them were written.
+      ...(r.parent === null ? {} : { parent: r.parent }),
+      ...(r.period === null ? {} : { period: Number(r.period) }),
+      ...(r.creation_ttl === null ? {} : { creationTtl: Number(r.creation_ttl) }),
+      ...(r.explicit_max_expires_at === null ? {} : { explicitMaxExpiresAt: r.explicit_max_expires_at }),
+      ...(r.renewable === null ? {} : { renewable: Number(r.renewable) === 1 }),
     };
   }
 
@@ -55,5 +66,21 @@ export class SqlTokenStore implements TokenStore {
       .where('revoked_at', 'is', null)
       .execute();
     return true;
+  }
+
+  async children(tenant: string, accessor: string): Promise<string[]> {
+    const rows = await this.db.selectFrom('tokens').select('accessor').where('tenant', '=', tenant).where('parent', '=', accessor).orderBy('accessor').execute();
+    return rows.map((r) => r.accessor);
+  }
+
+  async renew(tenant: string, accessor: string, expiresAt: string): Promise<boolean> {
+    const r = await this.db
+      .updateTable('tokens')
+      .set({ expires_at: expiresAt })
+      .where('tenant', '=', tenant)
+      .where('accessor', '=', accessor)
+      .where('revoked_at', 'is', null)
+      .executeTakeFirst();
+    return Number(r.numUpdatedRows) > 0;
   }
 }

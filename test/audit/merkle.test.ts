@@ -12,6 +12,7 @@ import {
   inclusionProof,
   type LeafSource,
   leafHash,
+  leafHashOfText,
   MAX_LEAVES_PER_FETCH,
   nodeHash,
   rootFromInclusionProof,
@@ -720,5 +721,27 @@ describe('consistency proofs (RFC 9162 §2.1.4)', () => {
     expectAuditError(thrown(() => verifyConsistency(3, 7, 'proof' as unknown as Hash[], r3, r7)), 'audit.proof_invalid');
     const err = expectAuditError(thrown(() => verifyConsistency(3, 7, [...proof, r3], r3, r7)), 'audit.proof_invalid');
     expect(err.details).toMatchObject({ proofLength: proof.length + 1, expectedProofLength: proof.length });
+  });
+});
+
+describe('leafHashOfText', () => {
+  it('equals leafHash of the UTF-8 encoding, for any text and any length', () => {
+    const utf8 = new TextEncoder();
+    fc.assert(
+      fc.property(fc.oneof(fc.string({ unit: 'binary' }), fc.string({ unit: 'binary', maxLength: 40 }).map((s) => s.repeat(200)), fc.string({ unit: 'grapheme' })), (text) => {
+        expect(Buffer.from(leafHashOfText(text)).toString('hex')).toBe(Buffer.from(leafHash(utf8.encode(text))).toString('hex'));
+      }),
+      { numRuns: 50 },
+    );
+    // Lone surrogates are encoded as U+FFFD by both, as TextEncoder does.
+    expect(Buffer.from(leafHashOfText('a\ud800b')).equals(Buffer.from(leafHash(utf8.encode('a\ud800b'))))).toBe(true);
+  }, 30_000);
+
+  it('does not let one hash disturb another (shared scratch buffers)', () => {
+    const a = leafHashOfText('x'.repeat(10_000));
+    const copy = Buffer.from(a).toString('hex');
+    leafHashOfText('y');
+    nodeHash(a, a);
+    expect(Buffer.from(a).toString('hex')).toBe(copy);
   });
 });

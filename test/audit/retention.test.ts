@@ -4,6 +4,7 @@ import { type Hash, leafHash, toHex, verifyConsistency, verifyInclusion } from '
 import { AuditPruner } from '../../src/audit/pruner.js';
 import { SinkDispatcher } from '../../src/audit/sink.js';
 import { TileHashes } from '../../src/audit/tiles.js';
+import { storeTreeReader } from '../../src/audit/tree-reader.js';
 import { type VerifyReport, verifyLog } from '../../src/audit/verify.js';
 import { SqlLegalHoldStore } from '../../src/store/legal-hold-store.js';
 import { SqlPruneStore } from '../../src/store/prune-store.js';
@@ -149,7 +150,7 @@ describe.each(TEST_DATABASES)('audit retention ($name)', (target) => {
     const before = await log.store.leafHashes(0, 25);
     log.clock.advance(2 * HOUR);
     await pruner().prune();
-    const tiles = new TileHashes(async (start, end) => (await log.store.leafHashes(start, end)).map((h) => new Uint8Array(Buffer.from(h, 'hex'))));
+    const tiles = new TileHashes(storeTreeReader(log.store));
     const cp25 = openCheckpoint((await log.checkpoints.get(25))!.note, log.verifier);
     const cp10 = openCheckpoint((await log.checkpoints.get(10))!.note, log.verifier);
     expect(await prunedIndexes()).toHaveLength(25);

@@ -13,6 +13,7 @@ import {
   tilePath,
   tileWidthAt,
 } from '../../src/audit/tiles.js';
+import { memoryTreeReader } from './memory-tree.js';
 
 /** Synthetic leaf hashes: leaf i = SHA-256(0x00 ‖ "leaf i"), as merkle.ts would hash entries. */
 const LEAVES: Hash[] = Array.from({ length: 70_000 }, (_, i) => leafHash(Buffer.from(`leaf ${i}`)));
@@ -74,7 +75,8 @@ describe('entry bundles and hash tiles', () => {
 });
 
 describe('TileHashes', () => {
-  const tiles = new TileHashes(source);
+  const reader = memoryTreeReader(LEAVES);
+  const tiles = new TileHashes(reader);
 
   it('level 0 holds leaf hashes; level 1 the roots of full level-0 tiles', async () => {
     expect((await tiles.tile(0, 2, 5)).map(hex)).toEqual(LEAVES.slice(512, 517).map(hex));
@@ -117,16 +119,27 @@ describe('TileHashes', () => {
     );
   }, 60_000);
 
-  it('reads O(log n) tiles, not every leaf, for a proof', async () => {
-    let read = 0;
-    const counting = new TileHashes((s, e) => {
-      read += e - s;
-      return source(s, e);
-    });
-    await counting.inclusionProof(69_999, 70_000); // warms the full-tile roots
-    read = 0;
-    await counting.inclusionProof(12_345, 70_000);
-    expect(read).toBeLessThan(2_000);
+  it('reads one batch of stored nodes and at most 32 leaves for a proof, from the first proof on', async () => {
+    const fresh = memoryTreeReader(LEAVES);
+    const cold = new TileHashes(fresh);
+    for (const [index, size] of [[12_345, 70_000], [69_999, 70_000], [0, 65_537], [40_000, 69_999]] as const) {
+      fresh.reads.leaves = 0;
+      fresh.reads.nodeQueries = 0;
+      await cold.inclusionProof(index, size);
+      expect(fresh.reads.leaves).toBeLessThanOrEqual(32);
+      expect(fresh.reads.nodeQueries).toBeLessThanOrEqual(1);
+      fresh.reads.leaves = 0;
+      await cold.consistencyProof(index + 1, size);
+      expect(fresh.reads.leaves).toBeLessThanOrEqual(32);
+    }
+  });
+
+  it('refuses to build a proof over a node the store lost (audit.log_inconsistent)', async () => {
+    const damaged = memoryTreeReader(LEAVES.slice(0, 1000));
+    damaged.nodes_.delete('8/1');
+    await expect(new TileHashes(damaged).inclusionProof(0, 1000)).rejects.toMatchObject({ code: 'audit.log_inconsistent' });
+    await expect(new TileHashes(damaged).tile(1, 0, 3)).rejects.toMatchObject({ code: 'audit.log_inconsistent' });
+    expect((await new TileHashes(damaged).tile(1, 0, 1)).map(hex)).toEqual([hex(rootFromLeafHashes(LEAVES.slice(0, 256)))]);
   });
 
   it('cross-checks one root against an independent SHA-256', () => {

@@ -25,6 +25,8 @@ describe('server configuration', () => {
       pkiMaxTtlMs: 86_400_000,
       auditRetentionMs: undefined,
       auditSinks: [],
+      k8sAttestors: [],
+      authzDecisionLogAllowSample: 1,
     });
   });
 

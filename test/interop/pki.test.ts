@@ -3,6 +3,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { issuerKeyId } from '../../src/pki/issuer.js';
 import { type TestServer, startTestServer } from '../support/server.js';
 import { runTool } from '../support/processes.js';
 
@@ -68,7 +69,7 @@ describe('PKI with openssl and curl', () => {
     expect(text.stdout).toContain(`URI:${id}`);
     expect(text.stdout).toMatch(/Basic Constraints: critical\s+CA:FALSE/);
     expect(text.stdout).not.toContain('ignored by the CA');
-    expect(text.stdout).toContain(`URI:${server.runtime.config.advertiseAddr}/v1/pki/crl`);
+    expect(text.stdout).toContain(`URI:${server.runtime.config.advertiseAddr}/v1/pki/issuers/${issuerKeyId(server.runtime.ca.intermediate)}/crl`);
     expect(text.stdout).toContain(`OCSP - URI:${server.runtime.config.advertiseAddr}/v1/pki/ocsp`);
   });
 
@@ -117,5 +118,67 @@ describe('PKI with openssl and curl', () => {
     const r = await run('openssl', ['ocsp', '-respin', f('resp.der'), '-issuer', f('intermediate.pem'), '-cert', f('leaf.pem'), '-CAfile', f('ca.pem')]);
     expect(r.stderr).toContain('Response verify OK');
     expect(r.stdout).toContain(`${f('leaf.pem')}: revoked`);
+  });
+});
+
+describe('key types through POST /v1/pki/sign, checked by openssl', () => {
+  let server: TestServer;
+  let dir: string;
+  const f = (name: string) => join(dir, name);
+
+  beforeAll(async () => {
+    server = await startTestServer();
+    dir = mkdtempSync(join(tmpdir(), 'rampart-pki-keys-'));
+    writeFileSync(f('ca.pem'), server.runtime.trustBundlePem);
+  });
+  afterAll(async () => {
+    await server?.close();
+    if (dir) rmSync(dir, { recursive: true, force: true });
+  });
+
+  const signCsr = async (name: string, newKey: string[]) => {
+    const req = await run('openssl', ['req', '-new', ...newKey, '-nodes', '-keyout', f(`${name}.key`), '-out', f(`${name}.csr`), '-subj', '/CN=x']);
+    expect(req.status, req.stderr).toBe(0);
+    return server.app.inject({
+      method: 'POST',
+      url: '/v1/pki/sign',
+      headers: { authorization: `Bearer ${server.adminToken}` },
+      payload: { csr: readFileSync(f(`${name}.csr`), 'utf8'), spiffe_id: `spiffe://default.rampart.local/keys/${name}`, ttl: '10m' },
+    });
+  };
+
+  it.each([
+    ['p256', ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256'], 'id-ecPublicKey'],
+    ['ed25519', ['-newkey', 'ed25519'], 'ED25519'],
+    ['rsa2048', ['-newkey', 'rsa:2048'], 'rsaEncryption'],
+    ['rsa3072', ['-newkey', 'rsa:3072'], 'rsaEncryption'],
+  ])('%s: a valid SVID over the CSR key that openssl verify -x509_strict -purpose sslclient accepts', { timeout: 30_000 }, async (name, newKey, keyAlgorithm) => {
+    const r = await signCsr(name, newKey);
+    expect(r.statusCode, r.body).toBe(200);
+    const body = r.json() as { certificate: string; issuing_ca: string };
+    writeFileSync(f(`${name}.pem`), body.certificate);
+    writeFileSync(f(`${name}-int.pem`), body.issuing_ca);
+    const verified = await run('openssl', ['verify', '-x509_strict', '-purpose', 'sslclient', '-CAfile', f('ca.pem'), '-untrusted', f(`${name}-int.pem`), f(`${name}.pem`)]);
+    expect(verified.stdout.trim(), verified.stderr).toBe(`${f(`${name}.pem`)}: OK`);
+    const text = await run('openssl', ['x509', '-in', f(`${name}.pem`), '-noout', '-text']);
+    expect(text.stdout).toContain(`Public Key Algorithm: ${keyAlgorithm}`);
+    // The certificate holds the CSR's key: the workload's own private key matches it.
+    const pub = await run('openssl', ['pkey', '-in', f(`${name}.key`), '-pubout']);
+    const certPub = await run('openssl', ['x509', '-in', f(`${name}.pem`), '-noout', '-pubkey']);
+    expect(certPub.stdout).toBe(pub.stdout);
+  });
+
+  it.each([
+    ['rsa1024', ['-newkey', 'rsa:1024']],
+    ['p384', ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-384']],
+    ['ed448', ['-newkey', 'ed448']],
+    ['rsa4096', ['-newkey', 'rsa:4096']],
+  ])('%s: refused with pki.key_unsupported, nothing issued', { timeout: 30_000 }, async (name, newKey) => {
+    const before = await server.runtime.database.db.selectFrom('pki_certificates').select((eb) => eb.fn.countAll().as('n')).executeTakeFirstOrThrow();
+    const r = await signCsr(name, newKey);
+    expect(r.statusCode).toBe(400);
+    expect((r.json() as { code: string }).code).toBe('pki.key_unsupported');
+    const after = await server.runtime.database.db.selectFrom('pki_certificates').select((eb) => eb.fn.countAll().as('n')).executeTakeFirstOrThrow();
+    expect(Number(after.n)).toBe(Number(before.n));
   });
 });

@@ -4,6 +4,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { ManualClock } from '../../src/core/clock.js';
 import { type CertificateAuthority, createIntermediateCa, createRootCa } from '../../src/pki/ca.js';
 import { parseSpiffeId } from '../../src/pki/spiffe.js';
+import { issuerKeyId } from '../../src/pki/issuer.js';
 import { signSvidFromCsr } from '../../src/pki/svid-signing.js';
 import { makeCsr, svidShape } from '../support/pki.js';
 
@@ -41,7 +42,7 @@ describe('a CSR that requests CA powers', () => {
     expect({ ca: shape.ca, uris: shape.uris, others: shape.otherNames, subject: shape.subject }).toEqual({ ca: false, uris: [spiffeId], others: [], subject: '' });
     expect(shape.keyUsage).toBe(x509.KeyUsageFlags.digitalSignature);
     expect(shape.eku).toEqual([x509.ExtendedKeyUsage.serverAuth, x509.ExtendedKeyUsage.clientAuth]);
-    expect(shape.crlUrls).toEqual(['https://rampart.example/v1/pki/crl']);
+    expect(shape.crlUrls).toEqual([`https://rampart.example/v1/pki/issuers/${issuerKeyId(issuer)}/crl`]);
     // Exactly the CA's extensions, each once: BC, KU, EKU, SAN, CRL DP, AIA, SKI, AKI.
     expect(certificate.extensions.map((e) => e.type).sort()).toEqual(
       ['2.5.29.19', '2.5.29.15', '2.5.29.37', '2.5.29.17', '2.5.29.31', '1.3.6.1.5.5.7.1.1', '2.5.29.14', '2.5.29.35'].sort(),

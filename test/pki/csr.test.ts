@@ -49,7 +49,7 @@ async function expectCsrInvalid(pem: string, reason?: RegExp): Promise<void> {
     (err: unknown) => err,
   );
   expect(outcome, 'the CSR was accepted').toBeInstanceOf(PkiError);
-  expect((outcome as PkiError).code).toBe('pki.csr_invalid');
+  expect((outcome as PkiError).code).toBe(reason === UNSUPPORTED_KEY ? 'pki.key_unsupported' : 'pki.csr_invalid');
   if (reason) expect((outcome as PkiError).message).toMatch(reason);
 }
 
@@ -69,8 +69,7 @@ describe('parseCsr accepts well-formed requests for supported keys', () => {
       const csr = await libraryCsr(keys, signingAlgorithmFor(alg));
       const parsed = await parseCsr(csr.toString('pem'));
       expect(parsed.algorithm).toBe(alg);
-      expect(parsed.requestedSubject).toBe('CN=workload');
-      expect(await spki(parsed.publicKey)).toBe(await spki(keys.publicKey));
+      expect(Buffer.from(parsed.spki).toString('hex')).toBe(await spki(keys.publicKey));
     },
   );
 
@@ -188,7 +187,7 @@ describe('security regression: names and extensions requested in a CSR are ignor
     const clock = new ManualClock();
     const root = await createRootCa({ commonName: 'Root', clock });
     const spiffeId = parseSpiffeId('spiffe://rampart.test/ns/prod/sa/api').id;
-    const svid = await issueSvid(root, { publicKey: parsed.publicKey, spiffeId, clock, ttlMs: 3_600_000 });
+    const svid = await issueSvid(root, { publicKey: parsed, spiffeId, clock, ttlMs: 3_600_000 });
 
     expect(spiffeIdOf(svid)).toBe(spiffeId);
     expect(svid.subject).toBe('');

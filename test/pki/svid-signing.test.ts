@@ -107,7 +107,8 @@ describe('signSvidFromCsr', () => {
         expect({ ca: shape.ca, bcCritical: shape.bcCritical }).toEqual({ ca: false, bcCritical: true });
         expect({ ku: shape.keyUsage, critical: shape.keyUsageCritical }).toEqual({ ku: x509.KeyUsageFlags.digitalSignature, critical: true });
         expect(shape.eku).toEqual([x509.ExtendedKeyUsage.serverAuth, x509.ExtendedKeyUsage.clientAuth]);
-        expect(shape.crlUrls).toEqual(['https://rampart.example:8443/v1/pki/crl']);
+        // The issuer's own CRL, so that it keeps answering after a rotation.
+        expect(shape.crlUrls).toEqual([`https://rampart.example:8443/v1/pki/issuers/${issuerKeyId(issuer)}/crl`]);
         expect(shape.ocspUrls).toEqual(['https://rampart.example:8443/v1/pki/ocsp']);
         expect(certificate.notAfter.getTime() - clock.now().getTime()).toBe(ttlSeconds * 1000);
         expect(record).toMatchObject({ tenant: 'acme', spiffeId, issuer: issuerKeyId(issuer), serialNumber: canonicalSerial(certificate.serialNumber), revokedAt: null });

@@ -79,6 +79,40 @@ describe('GET /v1/openapi.json', () => {
       ['POST', '/v1/pki/ocsp', '/v1/pki/ocsp'],
       ['GET', '/v1/pki/ocsp/*', '/v1/pki/ocsp/{*}'],
       ['GET', '/v1/pki/ca/pem', '/v1/pki/ca/pem'],
+      ['POST', '/v1/pki/registrations', '/v1/pki/registrations'],
+      ['GET', '/v1/pki/registrations', '/v1/pki/registrations'],
+      ['GET', '/v1/pki/registrations/:id', '/v1/pki/registrations/{id}'],
+      ['DELETE', '/v1/pki/registrations/:id', '/v1/pki/registrations/{id}'],
+      ['POST', '/v1/pki/agent/tokens', '/v1/pki/agent/tokens'],
+      ['POST', '/v1/pki/agent/attest', '/v1/pki/agent/attest'],
+      ['GET', '/v1/pki/agent/registrations', '/v1/pki/agent/registrations'],
+      ['POST', '/v1/pki/agent/svids', '/v1/pki/agent/svids'],
+      ['GET', '/v1/pki/events', '/v1/pki/events'],
+      ['GET', '/v1/pki/issuers/:issuer/crl', '/v1/pki/issuers/{issuer}/crl'],
+      ['GET', '/v1/pki/bundle.jwks', '/v1/pki/bundle.jwks'],
+      ['GET', '/v1/pki/ca/status', '/v1/pki/ca/status'],
+      ['POST', '/v1/pki/ca/rotate', '/v1/pki/ca/rotate'],
+      ['POST', '/v1/pki/ca/activate', '/v1/pki/ca/activate'],
+      ['POST', '/v1/pki/ca/intermediate/csr', '/v1/pki/ca/intermediate/csr'],
+      ['POST', '/v1/pki/ca/intermediate/set-signed', '/v1/pki/ca/intermediate/set-signed'],
+      ['POST', '/v1/pki/ca/root/export', '/v1/pki/ca/root/export'],
+      ['POST', '/v1/pki/ca/root/remove', '/v1/pki/ca/root/remove'],
+      ['POST', '/v1/pki/ca/root/import', '/v1/pki/ca/root/import'],
+      ['POST', '/v1/authz/stores/:store/check', '/v1/authz/stores/{store}/check'],
+      ['POST', '/v1/authz/stores/:store/batch', '/v1/authz/stores/{store}/batch'],
+      ['POST', '/v1/authz/check', '/v1/authz/check'],
+      ['POST', '/v1/authz/batch', '/v1/authz/batch'],
+      ['GET', '/v1/authz/stores/:store/bundle', '/v1/authz/stores/{store}/bundle'],
+      ['POST', '/v1/authz/stores/:store/preview', '/v1/authz/stores/{store}/preview'],
+      ['GET', '/v1/authz/stores', '/v1/authz/stores'],
+      ['PUT', '/v1/authz/stores/:store/policies', '/v1/authz/stores/{store}/policies'],
+      ['POST', '/v1/authz/stores/:store/rollback', '/v1/authz/stores/{store}/rollback'],
+      ['POST', '/v1/authz/stores/rampart/reseed', '/v1/authz/stores/rampart/reseed'],
+      ['GET', '/v1/authz/stores/:store/versions', '/v1/authz/stores/{store}/versions'],
+      ['GET', '/v1/authz/stores/:store/versions/:version', '/v1/authz/stores/{store}/versions/{version}'],
+      ['GET', '/v1/authz/stores/:store/diff', '/v1/authz/stores/{store}/diff'],
+      ['PUT', '/v1/authz/stores/:store/entities', '/v1/authz/stores/{store}/entities'],
+      ['GET', '/v1/authz/stores/:store/entities', '/v1/authz/stores/{store}/entities'],
     ];
     const hidden = ['/v1/openapi.json', '/metrics'];
     for (const [method, url] of routes) expect({ method, url, registered: s.app.hasRoute({ method, url }) }).toEqual({ method, url, registered: true });
@@ -89,12 +123,11 @@ describe('GET /v1/openapi.json', () => {
       .sort();
     expect(documented).toEqual(routes.map(([m, , p]) => `${m} ${p}`).sort());
     for (const url of hidden) expect(doc.paths[url]).toBeUndefined();
-    // The route tree knows no route beyond these.
-    const tree = s.app.printRoutes({ commonPrefix: false });
-    // (printRoutes folds a wildcard route's prefix into its neighbours; hasRoute above covers those.)
-    for (const url of [...new Set(routes.map(([, u]) => u)), ...hidden].filter((u) => !u.includes('*'))) {
-      expect(tree).toContain(url.replace('/v1/tokens/', '/'));
-    }
+    // Vault's API is served outside the OpenAPI document (its clients know its paths): the
+    // public sys routes, AppRole login, and one wildcard route for everything else.
+    for (const url of ['/v1/sys/seal-status', '/v1/sys/init', '/v1/sys/health']) expect(s.app.hasRoute({ method: 'GET', url })).toBe(true);
+    expect(s.app.hasRoute({ method: 'POST', url: '/v1/auth/approle/login' })).toBe(true);
+    for (const url of Object.keys(doc.paths)) expect(url.startsWith('/v1/sys/') || url.startsWith('/v1/auth/')).toBe(false);
   });
 
   it('documents the request body schemas, closed to unknown fields', () => {

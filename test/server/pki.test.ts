@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ManualClock } from '../../src/core/clock.js';
 import { RampartApiError, RampartClient } from '../../src/sdk/index.js';
 import { TEST_DATABASES } from '../support/databases.js';
-import { canonicalSerial } from '../../src/pki/issuer.js';
+import { canonicalSerial, issuerKeyId } from '../../src/pki/issuer.js';
 import { makeCsr, svidShape } from '../support/pki.js';
 import { type TestServer, startTestServer } from '../support/server.js';
 
@@ -80,7 +80,7 @@ describe.each(TEST_DATABASES)('PKI API ($name)', (database) => {
       expect(shape.uris).toEqual([ID]);
       expect(shape.subject).toBe('');
       expect(shape.ca).toBe(false);
-      expect(shape.crlUrls).toEqual([`${s.runtime.config.advertiseAddr}/v1/pki/crl`]);
+      expect(shape.crlUrls).toEqual([`${s.runtime.config.advertiseAddr}/v1/pki/issuers/${issuerKeyId(s.runtime.ca.intermediate)}/crl`]);
       expect(shape.ocspUrls).toEqual([`${s.runtime.config.advertiseAddr}/v1/pki/ocsp`]);
       // The certificate carries the CSR's key, so only the CSR's holder can use it.
       const spki = Buffer.from(await crypto.subtle.exportKey('spki', csr.keys.publicKey));

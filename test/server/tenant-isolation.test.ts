@@ -16,7 +16,7 @@ const PROBLEM_CONTENT_TYPE = 'application/problem+json; charset=utf-8';
 /** Policy ids and policy text must never reach a caller (STYLE.md, "Errors"). */
 const POLICY_TELLS = ['tenant-admin', 'operator-admin', 'reader-mints', 'permit', 'Rampart::Role', 'rampart.cedar'];
 
-type Method = 'GET' | 'POST' | 'DELETE';
+type Method = 'GET' | 'POST' | 'PUT' | 'DELETE';
 interface RouteCall {
   readonly method: Method;
   readonly url: string;
@@ -41,6 +41,23 @@ function everyRoute(accessor: string): RouteCall[] {
     // Denied before the body is read, so the CSR need not be real.
     { method: 'POST', url: '/v1/pki/sign', action: 'pki:sign-request', payload: { csr: 'csr', spiffe_id: 'spiffe://default.rampart.local/x' } },
     { method: 'POST', url: '/v1/pki/revoke', action: 'pki:revoke', payload: { serial_number: '01' } },
+    { method: 'POST', url: '/v1/pki/registrations', action: 'pki:registration-create', payload: { spiffe_id: 'spiffe://default.rampart.local/x', parent: 'k8s:cluster:c', selectors: ['unix:uid:0'] } },
+    { method: 'GET', url: '/v1/pki/registrations', action: 'pki:registration-list' },
+    { method: 'GET', url: '/v1/pki/registrations/reg_AAAAAAAAAAAAAAAAAAAAAA', documented: '/v1/pki/registrations/{id}', action: 'pki:registration-read' },
+    { method: 'DELETE', url: '/v1/pki/registrations/reg_AAAAAAAAAAAAAAAAAAAAAA', documented: '/v1/pki/registrations/{id}', action: 'pki:registration-delete' },
+    { method: 'POST', url: '/v1/pki/agent/tokens', action: 'pki:agent-token-create', payload: {} },
+    { method: 'GET', url: '/v1/pki/agent/registrations', action: 'pki:agent-sync' },
+    { method: 'POST', url: '/v1/pki/agent/svids', action: 'pki:agent-sync', payload: { requests: [{ registration_id: 'reg_AAAAAAAAAAAAAAAAAAAAAA', csr: 'csr' }] } },
+    { method: 'GET', url: '/v1/pki/events', action: 'pki:events' },
+    // The CA hierarchy is shared by every tenant: operator tenant only.
+    { method: 'GET', url: '/v1/pki/ca/status', action: 'pki:ca-read' },
+    { method: 'POST', url: '/v1/pki/ca/rotate', action: 'pki:ca-rotate', payload: {} },
+    { method: 'POST', url: '/v1/pki/ca/activate', action: 'pki:ca-rotate' },
+    { method: 'POST', url: '/v1/pki/ca/intermediate/csr', action: 'pki:ca-rotate' },
+    { method: 'POST', url: '/v1/pki/ca/intermediate/set-signed', action: 'pki:ca-rotate', payload: { certificate: 'x' } },
+    { method: 'POST', url: '/v1/pki/ca/root/export', action: 'pki:ca-root', payload: { passphrase: 'correct horse battery staple' } },
+    { method: 'POST', url: '/v1/pki/ca/root/remove', action: 'pki:ca-root', payload: { root_id: 'ca_x' } },
+    { method: 'POST', url: '/v1/pki/ca/root/import', action: 'pki:ca-root', payload: { encrypted_key: 'x', passphrase: 'y' } },
     // The tlog reveals every tenant's events: only the operator tenant may be addressed.
     { method: 'GET', url: '/v1/audit/tlog/tile/entries/000', documented: '/v1/audit/tlog/tile/{*}', action: 'audit:read-log' },
     // The legal hold stops pruning of every tenant's events: operator tenant only, too.
@@ -48,6 +65,22 @@ function everyRoute(accessor: string): RouteCall[] {
     { method: 'POST', url: '/v1/audit/legal-hold', action: 'audit:legal-hold', payload: { enabled: true, reason: 'intrusion' } },
     { method: 'GET', url: '/v1/audit/proof/inclusion?index=0', documented: '/v1/audit/proof/inclusion', action: 'audit:proof' },
     { method: 'GET', url: '/v1/audit/proof/consistency?from=1', documented: '/v1/audit/proof/consistency', action: 'audit:proof' },
+    { method: 'POST', url: '/v1/authz/stores/default/check', documented: '/v1/authz/stores/{store}/check', action: 'authz:check', payload: { principal: { type: 'User', id: 'a' }, action: { type: 'Action', id: 'r' }, resource: { type: 'Doc', id: 'd' } } },
+    { method: 'POST', url: '/v1/authz/stores/default/batch', documented: '/v1/authz/stores/{store}/batch', action: 'authz:check', payload: { requests: [{ principal: { type: 'User', id: 'a' }, action: { type: 'Action', id: 'r' }, resource: { type: 'Doc', id: 'd' } }] } },
+    { method: 'POST', url: '/v1/authz/check', action: 'authz:check', payload: { principal: { type: 'User', id: 'a' }, action: { type: 'Action', id: 'r' }, resource: { type: 'Doc', id: 'd' } } },
+    { method: 'POST', url: '/v1/authz/batch', action: 'authz:check', payload: { requests: [{ principal: { type: 'User', id: 'a' }, action: { type: 'Action', id: 'r' }, resource: { type: 'Doc', id: 'd' } }] } },
+    { method: 'GET', url: '/v1/authz/stores/default/bundle', documented: '/v1/authz/stores/{store}/bundle', action: 'authz:bundle' },
+    { method: 'POST', url: '/v1/authz/stores/default/preview', documented: '/v1/authz/stores/{store}/preview', action: 'authz:preview', payload: { policies: 'permit(principal, action, resource);' } },
+    { method: 'GET', url: '/v1/authz/stores', action: 'authz:list-stores' },
+    { method: 'PUT', url: '/v1/authz/stores/docs/policies', documented: '/v1/authz/stores/{store}/policies', action: 'authz:push', payload: { policies: 'permit(principal, action, resource);', message: 'intrusion' } },
+    { method: 'POST', url: '/v1/authz/stores/docs/rollback', documented: '/v1/authz/stores/{store}/rollback', action: 'authz:rollback', payload: { version: 1 } },
+    { method: 'POST', url: '/v1/authz/stores/rampart/reseed', action: 'authz:push', payload: {} },
+    { method: 'GET', url: '/v1/authz/stores/docs/versions', documented: '/v1/authz/stores/{store}/versions', action: 'authz:read' },
+    { method: 'GET', url: '/v1/authz/stores/docs/versions/1', documented: '/v1/authz/stores/{store}/versions/{version}', action: 'authz:read' },
+    { method: 'GET', url: '/v1/authz/stores/docs/diff?from=1&to=1', documented: '/v1/authz/stores/{store}/diff', action: 'authz:read' },
+    // Denied before the body (a JSON array of entities) is read.
+    { method: 'PUT', url: '/v1/authz/stores/docs/entities', documented: '/v1/authz/stores/{store}/entities', action: 'authz:put-entities' },
+    { method: 'GET', url: '/v1/authz/stores/docs/entities', documented: '/v1/authz/stores/{store}/entities', action: 'authz:read' },
   ];
 }
 

@@ -336,6 +336,7 @@ describe.each(TEST_DATABASES)('AuditStore with AuditLog on $name', (target) => {
       await db.deleteFrom('audit_events').execute();
       await db.deleteFrom('audit_tree').execute();
       await db.deleteFrom('audit_tree_heads').execute();
+      await db.deleteFrom('audit_tree_nodes').execute();
     }
 
     /**

@@ -29,6 +29,7 @@ function ca(id: string, role: CaRole, status: CaRecord['status'], dayOffset: num
     status,
     notAfter: new Date(created.getTime() + 365 * DAY_MS).toISOString(),
     createdAt: created.toISOString(),
+    activateAfter: null,
   };
 }
 
@@ -79,5 +80,40 @@ describe.each(TEST_DATABASES)('CaStore on $name', (target) => {
     const newest = ca('a-newest', 'intermediate', 'active', 60);
     await cas().insert(newest);
     expect((await cas().active('intermediate')).map((r) => r.id)).toEqual(['a-newest', 'int-new', 'int-old']);
+  });
+
+  it('lists every unretired record, oldest first, for the trust bundle', async () => {
+    expect((await cas().unretired()).map((r) => r.id)).toEqual(['root-old', 'int-old', 'root-mid', 'root-new', 'int-new', 'a-newest']);
+  });
+
+  it('keeps a prepared record with its activation time, and gets records by id', async () => {
+    const prepared = { ...ca('int-prepared', 'intermediate', 'prepared', 70), activateAfter: new Date(clock.now().getTime() + 71 * DAY_MS).toISOString() };
+    await cas().insert(prepared);
+    expect(await cas().get('int-prepared')).toEqual(prepared);
+    expect(await cas().get('nope')).toBeUndefined();
+    expect((await cas().active('intermediate')).map((r) => r.id)).not.toContain('int-prepared');
+  });
+
+  it('makes a transition once: a second attempt from the old status changes nothing', async () => {
+    expect(await cas().transition('int-prepared', 'prepared', 'active')).toBe(true);
+    expect(await cas().transition('int-prepared', 'prepared', 'active')).toBe(false);
+    expect(await cas().transition('int-prepared', 'previous', 'retired')).toBe(false);
+    expect((await cas().get('int-prepared'))?.status).toBe('active');
+    expect(await cas().transition('int-prepared', 'active', 'retired')).toBe(true);
+    expect((await cas().unretired()).map((r) => r.id)).not.toContain('int-prepared');
+  });
+
+  it('removes and restores a private key', async () => {
+    await cas().setPrivateKey('root-old', null);
+    expect((await cas().get('root-old'))?.privateKey).toBeNull();
+    await cas().setPrivateKey('root-old', 'rb1:1:again');
+    expect((await cas().get('root-old'))?.privateKey).toBe('rb1:1:again');
+  });
+
+  it('counts the bundle sequence from 0, one step per bump', async () => {
+    expect(await cas().bundleSequence()).toBe(0);
+    expect(await cas().bumpBundleSequence(clock.now().toISOString())).toBe(1);
+    expect(await cas().bumpBundleSequence(clock.now().toISOString())).toBe(2);
+    expect(await cas().bundleSequence()).toBe(2);
   });
 });

@@ -106,4 +106,10 @@ describe.each(TEST_DATABASES)('CertificateStore on $name', (target) => {
     expect(await store().crlRevision('ee'.repeat(20))).toBe(1);
     expect(await store().nextCrlNumber('ee'.repeat(20), at(0))).toBe(1);
   });
+
+  it("answers an issuer's last expiry across tenants, and nothing for an issuer that issued none", async () => {
+    expect(await store().lastExpiry(ISSUER)).toBe(at(2));
+    expect(await store().lastExpiry('bb'.repeat(20))).toBe(at(1));
+    expect(await store().lastExpiry('ff'.repeat(20))).toBeUndefined();
+  });
 });

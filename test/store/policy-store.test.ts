@@ -39,7 +39,7 @@ function version(
 
 describe.each(TEST_DATABASES)('PolicyStore on $name', (target) => {
   const database = freshDatabase(target);
-  const policies = () => new SqlPolicyStore(database().db);
+  const policies = () => new SqlPolicyStore(database().db, database().dialect);
 
   /** Every version of one tenant's store with its status, straight from the table. */
   async function statuses(tenant: string, store: string): Promise<Array<[number, string]>> {
@@ -176,5 +176,64 @@ describe.each(TEST_DATABASES)('PolicyStore on $name', (target) => {
       ['acme', 'rampart', 2],
       ['globex', 'rampart', 2],
     ]);
+  });
+  it('gets any version by number with its tests and reasons, and lists versions newest first in pages', async () => {
+    const tested = version('globex', 'apps', 1, 'active', { tests: { 'tests.yaml': '- name: x\n' } });
+    const refused = version('globex', 'apps', 2, 'rejected', { reasons: ['main.cedar:1:5: unexpected token'] });
+    await policies().insert(tested);
+    await policies().insert(refused);
+    expect(await policies().get('globex', 'apps', 1)).toEqual(tested);
+    expect(await policies().get('globex', 'apps', 2)).toEqual(refused);
+    expect(await policies().get('globex', 'apps', 3)).toBeUndefined();
+    expect(await policies().get('acme', 'apps', 1)).toBeUndefined();
+
+    const all = await policies().versions('acme', 'rampart', { limit: 10, before: undefined });
+    expect(all.map((v) => [v.version, v.status])).toEqual([
+      [3, 'rejected'],
+      [2, 'active'],
+      [1, 'superseded'],
+    ]);
+    expect(all[0]).toEqual({ ...v3, policies: undefined, schema: undefined, tests: undefined, reasons: undefined });
+    expect(all[0]).not.toHaveProperty('policies');
+    const first = await policies().versions('acme', 'rampart', { limit: 2, before: undefined });
+    const rest = await policies().versions('acme', 'rampart', { limit: 2, before: first.at(-1)!.version });
+    expect([...first, ...rest].map((v) => v.version)).toEqual([3, 2, 1]);
+    expect((await policies().versions('globex', 'apps', { limit: 5, before: undefined }))[0]).toMatchObject({ reasons: ['main.cedar:1:5: unexpected token'] });
+  });
+
+  it("lists a tenant's stores by name with their active and latest versions, in pages", async () => {
+    await policies().insert(version('globex', 'zeta', 1, 'rejected'));
+    const stores = await policies().stores('globex', { limit: 10, after: undefined });
+    expect(stores).toEqual([
+      { store: 'apps', activeVersion: 1, latestVersion: 2 },
+      { store: 'rampart', activeVersion: 2, latestVersion: 2 },
+      { store: 'zeta', activeVersion: undefined, latestVersion: 1 },
+    ]);
+    const page1 = await policies().stores('globex', { limit: 2, after: undefined });
+    const page2 = await policies().stores('globex', { limit: 2, after: page1.at(-1)!.store });
+    expect([...page1, ...page2].map((s) => s.store)).toEqual(['apps', 'rampart', 'zeta']);
+    expect(await policies().stores('nobody', { limit: 10, after: undefined })).toEqual([]);
+  });
+  it('hands concurrent transactions consecutive next versions, one active at the end', async () => {
+    await policies().insert(version('acme', 'seq', 1, 'active'));
+    expect(await policies().nextVersion('acme', 'seq')).toBe(2);
+    expect(await policies().nextVersion('acme', 'never')).toBe(1);
+    const db = database().db;
+    const numbers = await Promise.all(
+      Array.from({ length: 5 }, () =>
+        db.transaction().execute(async (trx) => {
+          const store = new SqlPolicyStore(trx, database().dialect);
+          const n = await store.nextVersion('acme', 'seq');
+          await store.insert(version('acme', 'seq', n, 'active'));
+          return n;
+        }),
+      ),
+    );
+    expect(numbers.sort((a, b) => a - b)).toEqual([2, 3, 4, 5, 6]);
+    expect((await statuses('acme', 'seq')).filter(([, s]) => s === 'active')).toEqual([[6, 'active']]);
+  });
+
+  it('reports a second insert of one version number as authz.version_conflict', async () => {
+    await expect(policies().insert(version('acme', 'seq', 6, 'rejected'))).rejects.toMatchObject({ code: 'authz.version_conflict' });
   });
 });

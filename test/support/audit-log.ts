@@ -90,6 +90,7 @@ export async function openLogFixture(target: TestDatabase): Promise<LogFixture> 
       await database.db.updateTable('audit_events').set({ leaf_index: null, leaf_hash: null }).execute();
       await database.db.deleteFrom('audit_tree').execute();
       await database.db.deleteFrom('audit_tree_heads').execute();
+      await database.db.deleteFrom('audit_tree_nodes').execute();
       await database.db.deleteFrom('audit_checkpoints').execute();
       await audit.integrateAll();
       await checkpointer.checkpoint();

@@ -27,13 +27,13 @@ export interface TestServer {
  * audit integration is off; call `runtime.audit.integrateAll()` where a test needs leaf indexes.
  */
 export async function startTestServer(
-  options: { database?: TestDatabase; clock?: ManualClock; bodyLimit?: number; listen?: boolean; auditMaxPending?: number; auditRetention?: string } = {},
+  options: { database?: TestDatabase; clock?: ManualClock; bodyLimit?: number; listen?: boolean; auditMaxPending?: number; auditRetention?: string; configFile?: string } = {},
 ): Promise<TestServer> {
   const dataDir = mkdtempSync(join(tmpdir(), 'rampart-test-'));
   const created = options.database ? await options.database.create() : { url: undefined, drop: async () => undefined };
   const clock = options.clock ?? new ManualClock(Date.now());
   const config = resolveServerConfig(
-    { dataDir, databaseUrl: created.url, bodyLimit: options.bodyLimit === undefined ? undefined : String(options.bodyLimit), logLevel: 'silent', auditRetention: options.auditRetention },
+    { config: options.configFile, dataDir, databaseUrl: created.url, bodyLimit: options.bodyLimit === undefined ? undefined : String(options.bodyLimit), logLevel: 'silent', auditRetention: options.auditRetention },
     {},
   );
   const runtime = await startRuntime(config, {

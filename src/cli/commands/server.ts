@@ -13,12 +13,13 @@ interface ServerFlags {
   advertiseAddr?: string;
   pkiMaxTtl?: string;
   auditRetention?: string;
+  auditOrigin?: string;
 }
 
 /**
  * Adds `rampart server [--config <file>] [--data-dir <dir>] [--listen <host:port>]
  * [--database-url <url>] [--body-limit <bytes>] [--advertise-addr <url>] [--pki-max-ttl <duration>]
- * [--audit-retention <duration>]` to `program`.
+ * [--audit-retention <duration>] [--audit-origin <name>]` to `program`.
  *
  * @example
  * ```ts
@@ -37,6 +38,7 @@ export function registerServer(program: Command): void {
     .option('--advertise-addr <url>', 'externally reachable base URL, put into SVIDs for CRL and OCSP (default https://<listen>)')
     .option('--pki-max-ttl <duration>', 'longest TTL of a signed certificate (default 24h)')
     .option('--audit-retention <duration>', 'prune audit payloads older than this, e.g. 2160h (default none: keep forever)')
+    .option('--audit-origin <name>', "the audit log's origin in checkpoints, e.g. rampart.example.com/audit (fixed when the log is created)")
     .action(async (flags: ServerFlags) => {
       const { runServer } = await import('../../server/main.js');
       await runServer({
@@ -48,6 +50,7 @@ export function registerServer(program: Command): void {
         advertiseAddr: flags.advertiseAddr,
         pkiMaxTtl: flags.pkiMaxTtl,
         auditRetention: flags.auditRetention,
+        auditOrigin: flags.auditOrigin,
       });
     });
 }

@@ -3,16 +3,18 @@ import { type Static, Type } from '@sinclair/typebox';
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
 import { PkiError, RequestError } from '../../core/errors.js';
 import { requireTenant } from '../../identity/tenants.js';
-import { chainPem } from '../../pki/ca.js';
+import { BUNDLE_REFRESH_HINT_SECONDS, BundleRenderer } from '../../pki/bundle.js';
+import type { CertificateAuthority } from '../../pki/ca.js';
 import { CrlPublisher } from '../../pki/crl.js';
 import { issuerKeyId } from '../../pki/issuer.js';
-import { OCSP_VALIDITY_MS, OcspResponder } from '../../pki/ocsp.js';
+import { issuerOfOcspRequest, OCSP_VALIDITY_MS, OcspResponder } from '../../pki/ocsp.js';
 import { revokeCertificates } from '../../pki/revocation.js';
 import { parseSpiffeId } from '../../pki/spiffe.js';
 import { REVOCATION_REASONS } from '../../pki/store.js';
 import { resolveSvidTtl, signSvidFromCsr, svidIdentityFor } from '../../pki/svid-signing.js';
 import type { Runtime } from '../../runtime.js';
 import { authorizeRequest } from '../authorize.js';
+import { caRotationRoutes } from './pki-ca.js';
 import { errorResponses, problemResponse } from './schemas.js';
 
 const SignBody = Type.Object(
@@ -69,11 +71,48 @@ const unixSeconds = (d: Date): number => Math.floor(d.getTime() / 1000);
 export const pkiRoutes =
   (runtime: Runtime): FastifyPluginAsync =>
   async (app) => {
-    const issuer = runtime.ca.intermediate;
-    const issuerId = issuerKeyId(issuer);
-    const crls = new CrlPublisher(issuer, runtime.stores.certificates, runtime.clock);
-    const ocsp = new OcspResponder(issuer, (serial) => runtime.stores.certificates.byIssuer(issuerId, serial), runtime.clock);
-    const caChain = [issuer.certificate.toString('pem'), ...runtime.ca.roots.map((r) => r.toString('pem'))];
+    const ca = runtime.ca;
+    const certificates = runtime.stores.certificates;
+    /**
+     * Picks up rotations (made here, by the clock, or by another replica) before answering, and
+     * tells the event stream's listeners (agents rewrite `bundle.pem`) when the bundle moved.
+     */
+    let announced = ca.sequence;
+    const currentCa = async (force = false) => {
+      await ca.refresh(runtime.stores, runtime.transact, force);
+      if (ca.sequence !== announced) {
+        announced = ca.sequence;
+        runtime.pkiEvents.bundleChanged(runtime.clock.now());
+      }
+      return ca;
+    };
+    // One CRL publisher and OCSP responder per issuing CA, created when first needed: after a
+    // rotation the previous intermediate keeps answering for its own serials.
+    const crls = new Map<string, CrlPublisher>();
+    const responders = new Map<string, OcspResponder>();
+    const crlsOf = (issuer: CertificateAuthority) => {
+      const id = issuerKeyId(issuer);
+      let publisher = crls.get(id);
+      if (!publisher) crls.set(id, (publisher = new CrlPublisher(issuer, certificates, runtime.clock)));
+      return publisher;
+    };
+    const responderOf = (issuer: CertificateAuthority) => {
+      const id = issuerKeyId(issuer);
+      let responder = responders.get(id);
+      if (!responder) {
+        responder = new OcspResponder(issuer, (serial) => certificates.byIssuer(id, serial), runtime.clock, () => certificates.crlRevision(id));
+        responders.set(id, responder);
+      }
+      return responder;
+    };
+    const bundles = new BundleRenderer();
+    /** A CRL may be cached until its nextUpdate (RFC 5280 §5.1.2.5). */
+    const sendCrl = async (reply: FastifyReply, issuer: CertificateAuthority, format: 'der' | 'pem' | undefined) => {
+      const crl = await crlsOf(issuer).current();
+      reply.header('cache-control', `public, max-age=${Math.max(0, Math.floor((crl.nextUpdate.getTime() - runtime.clock.now().getTime()) / 1000))}`);
+      if (format === 'pem') return reply.type(PEM_CONTENT_TYPE).send(crl.pem);
+      return reply.type(CRL_CONTENT_TYPE).send(Buffer.from(crl.der));
+    };
 
     // Scoped to this plugin: only the OCSP routes read a raw body.
     app.addContentTypeParser(OCSP_REQUEST_CONTENT_TYPE, { parseAs: 'buffer' }, (_req, body, done) => done(null, body));
@@ -99,6 +138,7 @@ export const pkiRoutes =
         ctx.resource = { type: 'Rampart::SpiffeId', id: spiffeId };
         await authorizeRequest(runtime, req, { principal, tenant, action: 'pki:sign', resource: ctx.resource });
         const ttlMs = resolveSvidTtl(req.body.ttl, runtime.config.pkiMaxTtlMs);
+        const { intermediate: issuer } = await currentCa();
         const signed = await signSvidFromCsr(issuer, {
           tenant,
           spiffeId,
@@ -112,12 +152,13 @@ export const pkiRoutes =
           await s.certificates.insert(record);
           return { result: undefined, details: { serial_number: record.serialNumber, spiffe_id: spiffeId, not_after: record.notAfter } };
         });
+        const caChain = ca.chainOf(issuer).map((c) => c.toString('pem'));
         return {
           certificate: `${record.certificatePem}\n`,
           issuing_ca: caChain[0]!,
           ca_chain: caChain,
           serial_number: record.serialNumber,
-          expiration: unixSeconds(signed.certificate.notAfter),
+          expiration: unixSeconds(new Date(record.notAfter)),
           spiffe_id: spiffeId,
         };
       },
@@ -140,6 +181,7 @@ export const pkiRoutes =
           const r = await revokeCertificates(s.certificates, runtime.clock, ctx.tenant!, target, reason);
           return { result: r, details: { serial_numbers: r.serialNumbers, newly_revoked: r.newlyRevoked, reason } };
         });
+        runtime.pkiEvents.revoked(ctx.tenant!, result, target);
         const at = new Date(result.revokedAt);
         return {
           serial_numbers: [...result.serialNumbers],
@@ -161,16 +203,12 @@ export const pkiRoutes =
           response: { 200: { description: 'the CRL', content: { [CRL_CONTENT_TYPE]: { schema: { type: 'string', format: 'binary' } }, [PEM_CONTENT_TYPE]: { schema: { type: 'string' } } } }, 400: problemResponse('invalid query'), 503: problemResponse('the store is unavailable') },
         },
       },
-      async (req, reply) => {
-        const crl = await crls.current();
-        reply.header('cache-control', `public, max-age=${Math.max(0, Math.floor((crl.nextUpdate.getTime() - runtime.clock.now().getTime()) / 1000))}`);
-        if (req.query.format === 'pem') return reply.type(PEM_CONTENT_TYPE).send(crl.pem);
-        return reply.type(CRL_CONTENT_TYPE).send(Buffer.from(crl.der));
-      },
+      async (req, reply) => sendCrl(reply, (await currentCa()).intermediate, req.query.format),
     );
 
     const answerOcsp = async (req: FastifyRequest, reply: FastifyReply, der: Uint8Array) => {
-      const answer = await ocsp.respond(der);
+      const { issuers } = await currentCa();
+      const answer = await responderOf(issuers.length === 1 ? issuers[0]! : issuerOfOcspRequest(issuers, der)).respond(der);
       if (answer.error) req.log.info({ code: answer.error.code, err: answer.error }, 'malformed OCSP request');
       // RFC 5019 §6.2: answers may be cached until their nextUpdate.
       if (!answer.error && req.method === 'GET') reply.header('cache-control', `public, max-age=${OCSP_VALIDITY_MS / 1000}, no-transform, must-revalidate`);
@@ -215,8 +253,48 @@ export const pkiRoutes =
       '/v1/pki/ca/pem',
       {
         config: { public: true },
-        schema: { summary: 'Trust bundle: the root CAs and the active intermediate, PEM; public', security: [], response: { 200: { description: 'PEM certificates', content: { [PEM_CONTENT_TYPE]: { schema: { type: 'string' } } } } } },
+        schema: { summary: 'Trust bundle: every trusted CA (roots, cross-certificates, prepared, active and previous intermediates), PEM; public', security: [], response: { 200: { description: 'PEM certificates', content: { [PEM_CONTENT_TYPE]: { schema: { type: 'string' } } } } } },
       },
-      async (_req, reply) => reply.type(PEM_CONTENT_TYPE).send(chainPem(...runtime.ca.roots, issuer.certificate)),
+      async (_req, reply) => {
+        const { trusted, sequence } = await currentCa();
+        return reply.type(PEM_CONTENT_TYPE).header('cache-control', `public, max-age=${BUNDLE_REFRESH_HINT_SECONDS}`).send(bundles.render(trusted, sequence).pem);
+      },
     );
+
+    app.get<{ Params: { issuer: string }; Querystring: Static<typeof CrlQuery> }>(
+      '/v1/pki/issuers/:issuer/crl',
+      {
+        config: { public: true },
+        schema: {
+          summary: "The CRL of one issuing CA by its key id (the SVID's CRL distribution point), also during a rotation overlap; public",
+          security: [],
+          params: Type.Object({ issuer: Type.String({ pattern: '^[0-9a-f]{2,128}$', description: "hex subject key identifier of the issuing CA" }) }, { additionalProperties: false }),
+          querystring: CrlQuery,
+          response: { 200: { description: 'the CRL', content: { [CRL_CONTENT_TYPE]: { schema: { type: 'string', format: 'binary' } }, [PEM_CONTENT_TYPE]: { schema: { type: 'string' } } } }, ...errorResponses },
+        },
+      },
+      async (req, reply) => {
+        const issuer = (await currentCa()).issuers.find((i) => issuerKeyId(i) === req.params.issuer);
+        if (!issuer) throw new PkiError('pki.issuer_not_found', `no issuing CA with key id ${req.params.issuer} answers here (it may have been retired)`);
+        return sendCrl(reply, issuer, req.query.format);
+      },
+    );
+
+    app.get(
+      '/v1/pki/bundle.jwks',
+      {
+        config: { public: true },
+        schema: {
+          summary: 'Trust bundle in the SPIFFE bundle format (JWK Set, use x509-svid, spiffe_sequence, spiffe_refresh_hint); public',
+          security: [],
+          response: { 200: { description: 'SPIFFE bundle', content: { 'application/json': { schema: { type: 'object' } } } } },
+        },
+      },
+      async (_req, reply) => {
+        const { trusted, sequence } = await currentCa();
+        return reply.type('application/json').header('cache-control', `public, max-age=${BUNDLE_REFRESH_HINT_SECONDS}`).send(JSON.stringify(bundles.render(trusted, sequence).jwks));
+      },
+    );
+
+    app.register(caRotationRoutes(runtime, currentCa));
   };

@@ -3,6 +3,7 @@ import type { FastifyPluginAsync, FastifyReply } from 'fastify';
 import type { EntityRef } from '../../audit/event.js';
 import type { Hash } from '../../audit/merkle.js';
 import { TILE_WIDTH, TileHashes, encodeEntryBundle, encodeHashTile, parseTilePath, tileWidthAt } from '../../audit/tiles.js';
+import { storeTreeReader } from '../../audit/tree-reader.js';
 import { AuditError, AuthzError, RequestError } from '../../core/errors.js';
 import { DEFAULT_TENANT } from '../../core/ids.js';
 import type { Runtime } from '../../runtime.js';
@@ -63,10 +64,7 @@ const b64 = (h: Hash): string => Buffer.from(h).toString('base64');
 export const tlogRoutes =
   (runtime: Runtime): FastifyPluginAsync =>
   async (app) => {
-    const tiles = new TileHashes(async (start, end) => {
-      const hex = await runtime.stores.audit.leafHashes(start, end);
-      return hex.map((h) => new Uint8Array(Buffer.from(h, 'hex')));
-    });
+    const tiles = new TileHashes(storeTreeReader(runtime.stores.audit));
 
     /** The latest checkpoint bounds everything served: clients only ever see signed sizes. */
     async function signedSize(): Promise<number> {
@@ -159,9 +157,8 @@ export const tlogRoutes =
         if (size > latest || index >= size) {
           throw new AuditError('audit.range_invalid', `need index < size ≤ ${latest} (the latest checkpoint)`, { details: { index, size, latest } });
         }
-        const [leaf] = await tiles.tile(0, Math.floor(index / TILE_WIDTH), (index % TILE_WIDTH) + 1).then((t) => t.slice(-1));
-        const proof = await tiles.inclusionProof(index, size);
-        return { index, size, leaf_hash: b64(leaf as Hash), proof: proof.map(b64), checkpoint: (await runtime.checkpoints.get(size))?.note ?? null };
+        const [leaf, proof, checkpoint] = await Promise.all([tiles.leafHash(index), tiles.inclusionProof(index, size), runtime.checkpoints.get(size)]);
+        return { index, size, leaf_hash: b64(leaf), proof: proof.map(b64), checkpoint: checkpoint?.note ?? null };
       },
     );
 

@@ -1,0 +1,81 @@
+import https from 'node:https';
+
+/** One server-sent event (WHATWG HTML §9.2.6): its `event` name and its `data` lines joined. */
+export interface ServerSentEvent {
+  readonly event: string;
+  readonly data: string;
+}
+
+export interface EventStreamOptions {
+  readonly url: URL;
+  readonly caPem: string;
+  readonly certPem: string;
+  readonly keyPem: string;
+  readonly onEvent: (event: ServerSentEvent) => void;
+  /** Called once when the stream ends or fails; the caller decides whether to reconnect. */
+  readonly onEnd: (err: Error | undefined) => void;
+}
+
+/**
+ * Follows a server-sent event stream over mTLS. Returns a function that closes it. Comments
+ * (`: heartbeat`) are skipped; `id` and `retry` fields are ignored because the agent re-syncs from
+ * the API after every reconnect rather than replaying missed events.
+ */
+export function followEventStream(options: EventStreamOptions): () => void {
+  let ended = false;
+  const end = (err: Error | undefined) => {
+    if (ended) return;
+    ended = true;
+    options.onEnd(err);
+  };
+  const req = https.get(options.url, { ca: options.caPem, cert: options.certPem, key: options.keyPem, minVersion: 'TLSv1.3', headers: { accept: 'text/event-stream' } }, (res) => {
+    if (res.statusCode !== 200) {
+      res.resume();
+      end(new Error(`event stream answered HTTP ${res.statusCode}`));
+      return;
+    }
+    res.setEncoding('utf8');
+    let buffer = '';
+    let event = 'message';
+    let data: string[] = [];
+    res.on('data', (chunk: string) => {
+      buffer += chunk;
+      let nl: number;
+      while ((nl = buffer.indexOf('\n')) !== -1) {
+        const line = buffer.slice(0, nl).replace(/\r$/, '');
+        buffer = buffer.slice(nl + 1);
+        if (line === '') {
+          if (data.length > 0) options.onEvent({ event, data: data.join('\n') });
+          event = 'message';
+          data = [];
+        } else if (line.startsWith('event:')) {
+          event = line.slice(6).trim();
+        } else if (line.startsWith('data:')) {
+          data.push(line.slice(5).replace(/^ /, ''));
+        }
+      }
+    });
+    res.on('end', () => end(undefined));
+    res.on('error', (err) => end(err));
+  });
+  req.on('error', (err) => end(err));
+  return () => {
+    ended = true;
+    req.destroy();
+  };
+}
+
+/** GETs a public text resource (the trust bundle), verifying the server with `caPem`. */
+export function fetchText(url: URL, caPem: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    https
+      .get(url, { ca: caPem, minVersion: 'TLSv1.3' }, (res) => {
+        let body = '';
+        res.setEncoding('utf8');
+        res.on('data', (c: string) => (body += c));
+        res.on('end', () => (res.statusCode === 200 ? resolve(body) : reject(new Error(`GET ${url.pathname} answered HTTP ${res.statusCode}`))));
+        res.on('error', reject);
+      })
+      .on('error', reject);
+  });
+}

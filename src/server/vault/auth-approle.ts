@@ -1,0 +1,171 @@
+import type { FastifyPluginAsync } from 'fastify';
+import { SecretsError } from '../../core/errors.js';
+import { appRoleLogin, findSecretId, generateSecretId, requireAppRole, writeAppRole } from '../../identity/approle.js';
+import type { AppRoleRecord, AppRoleSecretIdRecord } from '../../identity/store.js';
+import type { Runtime } from '../../runtime.js';
+import { optionalDurationSeconds, optionalInt, optionalString, optionalStringList } from '../../secrets/fields.js';
+import { authBlock } from './auth-response.js';
+import type { VaultHandler, VaultPlan, VaultRequest, VaultRequestHead, VaultResponse } from './handler.js';
+import { vaultNamespaceTenant } from './namespace.js';
+
+/**
+ * `auth/approle/…` (Vault api-docs/auth/approle): role management through the Vault route, and
+ * `login`, which has no token to authenticate with: its own route below, audited like any
+ * request (the credentials in the body are what authenticates it).
+ */
+function parse(path: string): { name: string; sub: string } | undefined {
+  const m = /^role\/([^/]+)(?:\/(role-id|secret-id|secret-id\/lookup|secret-id\/destroy|secret-id-accessor\/destroy))?$/.exec(path);
+  return m ? { name: m[1]!, sub: m[2] ?? '' } : undefined;
+}
+
+function policiesOf(body: Readonly<Record<string, unknown>>): string[] | undefined {
+  return optionalStringList(body, 'token_policies') ?? optionalStringList(body, 'policies');
+}
+
+export function appRoleHandler(): VaultHandler {
+  return {
+    mountType: 'approle',
+    needsUnsealed: false,
+
+    plan(req: VaultRequestHead): VaultPlan {
+      const m = req.method;
+      if (req.path === 'role' || req.path === 'role/') {
+        if (m === 'LIST') return { capabilities: ['list'], writes: false };
+        throw new SecretsError('secrets.unsupported_operation', 'unsupported operation');
+      }
+      const target = parse(req.path);
+      if (!target) throw new SecretsError('secrets.not_found', `unsupported path auth/approle/${req.path}`);
+      if (m === 'GET') return target.sub === '' || target.sub === 'role-id' ? { capabilities: ['read'], writes: false } : unsupported();
+      if (m === 'DELETE' && target.sub === '') return { capabilities: ['delete'], writes: true };
+      if (target.sub === 'secret-id/lookup') return m === 'POST' || m === 'PUT' ? { capabilities: ['update'], writes: false } : unsupported();
+      if (m === 'POST' || m === 'PUT') return { capabilities: ['update'], writes: true };
+      return unsupported();
+    },
+
+    async handle(req: VaultRequest): Promise<VaultResponse> {
+      const store = req.stores.appRoles;
+      if (req.method === 'LIST') {
+        const keys = await store.listRoles(req.tenant);
+        if (keys.length === 0) throw new SecretsError('secrets.not_found', 'no roles');
+        return { data: { keys } };
+      }
+      const { name, sub } = parse(req.path)!;
+      const b = req.body;
+      if (sub === '') {
+        if (req.method === 'GET') {
+          const r = await requireAppRole(store, req.tenant, name);
+          return {
+            data: {
+              token_policies: r.policies,
+              policies: r.policies,
+              secret_id_ttl: r.secretIdTtl,
+              secret_id_num_uses: r.secretIdNumUses,
+              token_ttl: r.tokenTtl,
+              token_max_ttl: r.tokenMaxTtl,
+              token_period: r.tokenPeriod,
+              bind_secret_id: true,
+            },
+          };
+        }
+        if (req.method === 'DELETE') {
+          await store.deleteRole(req.tenant, name);
+          return { status: 204, audit: { role: name } };
+        }
+        await writeAppRole(store, req.clock, req.tenant, name, {
+          policies: policiesOf(b),
+          secretIdTtl: optionalDurationSeconds(b, 'secret_id_ttl'),
+          secretIdNumUses: optionalInt(b, 'secret_id_num_uses', 0, 1_000_000),
+          tokenTtl: optionalDurationSeconds(b, 'token_ttl'),
+          tokenMaxTtl: optionalDurationSeconds(b, 'token_max_ttl'),
+          tokenPeriod: optionalDurationSeconds(b, 'token_period') ?? optionalDurationSeconds(b, 'period'),
+        });
+        return { status: 204, audit: { role: name } };
+      }
+      const role = await requireAppRole(store, req.tenant, name);
+      if (sub === 'role-id') {
+        if (req.method === 'GET') return { data: { role_id: role.roleId } };
+        const roleId = optionalString(b, 'role_id', 256);
+        if (!roleId) throw new SecretsError('secrets.invalid_request', 'role_id is required');
+        await store.putRole({ ...role, roleId });
+        return { status: 204, audit: { role: name } };
+      }
+      if (sub === 'secret-id/lookup' || sub === 'secret-id/destroy' || sub === 'secret-id-accessor/destroy') return secretIdAction(req, role, sub);
+      const issued = await generateSecretId(store, req.clock, role);
+      return {
+        data: { secret_id: issued.secretId, secret_id_accessor: issued.accessor, secret_id_ttl: role.secretIdTtl, secret_id_num_uses: role.secretIdNumUses },
+        audit: { role: name, secret_id_accessor: issued.accessor },
+      };
+    },
+  };
+}
+
+function unsupported(): never {
+  throw new SecretsError('secrets.unsupported_operation', 'unsupported operation');
+}
+
+/** Lookup and destroy of one secret ID, named by the secret ID or by its accessor. */
+async function secretIdAction(req: VaultRequest, role: AppRoleRecord, sub: string): Promise<VaultResponse> {
+  const store = req.stores.appRoles;
+  let record: AppRoleSecretIdRecord | undefined;
+  if (sub === 'secret-id-accessor/destroy') {
+    const accessor = optionalString(req.body, 'secret_id_accessor', 64);
+    if (!accessor) throw new SecretsError('secrets.invalid_request', 'secret_id_accessor is required');
+    const found = await store.getSecretId(accessor);
+    record = found && found.tenant === role.tenant && found.role === role.name ? found : undefined;
+  } else {
+    const secretId = optionalString(req.body, 'secret_id', 256);
+    if (!secretId) throw new SecretsError('secrets.invalid_request', 'secret_id is required');
+    record = await findSecretId(store, role, secretId);
+  }
+  if (!record) throw new SecretsError('secrets.not_found', 'no such secret ID for this role');
+  if (sub === 'secret-id/lookup') {
+    return {
+      data: {
+        secret_id_accessor: record.accessor,
+        secret_id_num_uses: record.usesLeft ?? 0,
+        creation_time: record.createdAt,
+        expiration_time: record.expiresAt ?? '0001-01-01T00:00:00Z',
+      },
+    };
+  }
+  await store.deleteSecretId(record.accessor);
+  return { status: 204, audit: { role: role.name, destroyed_secret_id_accessor: record.accessor } };
+}
+
+/** `POST /v1/auth/approle/login`: the namespace header names the tenant (default: `default`). */
+export const appRoleLoginRoute =
+  (runtime: Runtime): FastifyPluginAsync =>
+  async (app) => {
+    app.post('/v1/auth/approle/login', { config: { vault: true, vaultLogin: true }, schema: { hide: true } }, async (req, reply) => {
+      const ctx = req.rampart;
+      const named = req.headers['x-rampart-tenant'] ?? vaultNamespaceTenant(req.headers['x-vault-namespace']);
+      if (named !== undefined && typeof named !== 'string') throw new SecretsError('secrets.invalid_request', 'name one namespace');
+      ctx.action = 'vault:login';
+      ctx.resource = { type: 'Rampart::VaultPath', id: 'auth/approle/login' };
+      // An unknown namespace is one more way for a login to fail, answered like the others.
+      const found = await runtime.stores.tenants.get(named || 'default');
+      if (!found) throw new SecretsError('secrets.login_failed', 'invalid role ID or secret ID');
+      ctx.tenant = found.name;
+      const body = (req.body ?? {}) as Record<string, unknown>;
+      if (typeof body !== 'object' || Array.isArray(body)) throw new SecretsError('secrets.invalid_request', 'the body must be a JSON object');
+      const roleId = optionalString(body, 'role_id', 256);
+      const secretId = optionalString(body, 'secret_id', 256);
+      if (!roleId || !secretId) throw new SecretsError('secrets.invalid_request', 'role_id and secret_id are required');
+      const tenant = ctx.tenant;
+      const done = await ctx.transact(200, async (stores) => {
+        const r = await appRoleLogin(stores, runtime.clock, tenant, roleId, secretId);
+        return { result: r, details: { role: r.role.name, created_accessor: r.record.accessor, policies: r.record.policies } };
+      });
+      const envelope = {
+        request_id: req.id,
+        lease_id: '',
+        renewable: false,
+        lease_duration: 0,
+        data: null,
+        wrap_info: null,
+        warnings: null,
+        auth: authBlock(done.record, done.token, runtime.clock, { role_name: done.role.name }),
+      };
+      return reply.header('content-type', 'application/json').send(JSON.stringify(envelope));
+    });
+  };

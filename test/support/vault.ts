@@ -1,0 +1,48 @@
+import nodeVault from 'node-vault';
+import type { TestServer } from './server.js';
+
+/**
+ * A node-vault client for a listening test server (`startTestServer({ listen: true })`), trusting
+ * its CA. `noCustomHTTPVerbs`: Node's HTTP parser refuses the LIST method, so lists go as
+ * `GET ?list=1`, as Vault's Go client sends them (docs/secrets.md).
+ */
+export function vaultClient(server: TestServer, token: string = server.adminToken, namespace?: string): nodeVault.client {
+  if (!server.addr) throw new Error('vaultClient needs startTestServer({ listen: true })');
+  return nodeVault({
+    apiVersion: 'v1',
+    endpoint: server.addr,
+    token,
+    noCustomHTTPVerbs: true,
+    ...(namespace ? { namespace } : {}),
+    requestOptions: { ca: server.runtime.trustBundlePem },
+  } as nodeVault.VaultOptions);
+}
+
+/** The status and body of a refused node-vault call (it rejects with ApiResponseError). */
+export async function refusal(call: Promise<unknown>): Promise<{ status: number; body: unknown }> {
+  try {
+    await call;
+  } catch (err) {
+    const response = (err as { response?: { statusCode: number; body: unknown } }).response;
+    if (response) return { status: response.statusCode, body: response.body };
+    throw err;
+  }
+  throw new Error('the call succeeded; a refusal was expected');
+}
+
+/**
+ * node-vault switches a client to every token it creates (`tokenSource` commands); these create
+ * a token and keep the client on its own.
+ */
+export interface MintedToken {
+  readonly auth: { client_token: string; accessor: string; policies: string[]; orphan: boolean; lease_duration: number; renewable: boolean };
+}
+
+export async function mint(client: nodeVault.client, args: Record<string, unknown>, orphan = false): Promise<MintedToken> {
+  const own = client.token;
+  try {
+    return (await (orphan ? client.tokenCreateOrphan(args) : client.tokenCreate(args))) as MintedToken;
+  } finally {
+    client.token = own;
+  }
+}
