@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { ServerOptions as HttpsServerOptions } from 'node:https';
+import type { Server as TlsServer } from 'node:tls';
 import swagger from '@fastify/swagger';
 import Fastify, { type FastifyInstance, type FastifyRequest, type FastifyServerOptions } from 'fastify';
 import { AUDIT_SCHEMA_VERSION, type AuditEvent, type AuditOutcome } from '../audit/event.js';
@@ -8,6 +9,7 @@ import { AuthzError, RequestError, ServerError, isRampartError } from '../core/e
 import { DEFAULT_TENANT } from '../core/ids.js';
 import { VERSION } from '../core/version.js';
 import { requireTenant } from '../identity/tenants.js';
+import { chainPem } from '../pki/ca.js';
 import type { Runtime } from '../runtime.js';
 import { authenticate } from './authenticate.js';
 import { authorizeRequest } from './authorize.js';
@@ -159,6 +161,8 @@ export async function buildApp(runtime: Runtime, options: BuildAppOptions = {}):
     return reply.code(404).header('content-type', PROBLEM_CONTENT_TYPE).send(JSON.stringify(body));
   });
 
+  if (options.https) followTrustBundle(app, runtime, options.https);
+
   await app.register(metaRoutes(runtime));
   await app.register(tenantRoutes(runtime));
   await app.register(tokenRoutes(runtime));
@@ -172,6 +176,20 @@ export async function buildApp(runtime: Runtime, options: BuildAppOptions = {}):
   await app.register(authzPolicyRoutes(runtime));
   await app.register(vaultRoutes(runtime));
   return app;
+}
+
+/**
+ * Root rotation adds a root: a client whose SVID chains to it must be able to connect without a
+ * restart, so the listener's client-CA list follows the trust bundle. `setSecureContext` applies
+ * to new handshakes only; established connections keep theirs.
+ */
+function followTrustBundle(app: FastifyInstance, runtime: Runtime, https: HttpsServerOptions): void {
+  // Not a tenant name: the hub tells every subscriber of bundle changes, whatever its key.
+  const unsubscribe = runtime.pkiEvents.subscribe('', () => {
+    const { key, cert, minVersion, maxVersion, ciphers } = https;
+    (app.server as unknown as TlsServer).setSecureContext({ key, cert, minVersion, maxVersion, ciphers, ca: chainPem(...runtime.ca.roots) });
+  });
+  app.addHook('onClose', async () => unsubscribe());
 }
 
 /**
