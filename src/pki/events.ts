@@ -15,6 +15,13 @@ export type PkiEventListener = (event: PkiEvent) => void;
 
 export class PkiEventHub {
   readonly #byTenant = new Map<string, Set<PkiEventListener>>();
+  readonly #bundleWatchers = new Set<() => void>();
+
+  /** Calls `watcher` after every trust-bundle change, within this process (the TLS listener's CA list); returns the unsubscribe. */
+  watchBundle(watcher: () => void): () => void {
+    this.#bundleWatchers.add(watcher);
+    return () => this.#bundleWatchers.delete(watcher);
+  }
 
   /** Calls `listener` with every later event of `tenant` and every bundle change; returns the unsubscribe. */
   subscribe(tenant: string, listener: PkiEventListener): () => void {
@@ -35,6 +42,7 @@ export class PkiEventHub {
 
   /** Announces that the trust bundle changed (a CA was added or retired); every tenant hears it. */
   bundleChanged(at: Date): void {
+    for (const watcher of this.#bundleWatchers) watcher();
     for (const set of this.#byTenant.values()) this.#emit(set, { type: 'bundle', changed_at: at.toISOString() });
   }
 

@@ -184,10 +184,14 @@ export async function buildApp(runtime: Runtime, options: BuildAppOptions = {}):
  * to new handshakes only; established connections keep theirs.
  */
 function followTrustBundle(app: FastifyInstance, runtime: Runtime, https: HttpsServerOptions): void {
-  // Not a tenant name: the hub tells every subscriber of bundle changes, whatever its key.
-  const unsubscribe = runtime.pkiEvents.subscribe('', () => {
+  const unsubscribe = runtime.pkiEvents.watchBundle(() => {
     const { key, cert, minVersion, maxVersion, ciphers } = https;
-    (app.server as unknown as TlsServer).setSecureContext({ key, cert, minVersion, maxVersion, ciphers, ca: chainPem(...runtime.ca.roots) });
+    try {
+      (app.server as unknown as TlsServer).setSecureContext({ key, cert, minVersion, maxVersion, ciphers, ca: chainPem(...runtime.ca.roots) });
+    } catch (err) {
+      // The old context stays in force: clients under the new root fail until a restart.
+      app.log.error({ err }, 'could not load the new trust bundle into the TLS listener');
+    }
   });
   app.addHook('onClose', async () => unsubscribe());
 }
