@@ -32,6 +32,7 @@ import { type CaHierarchy, ensureCaHierarchy } from './pki/hierarchy.js';
 import { exportPrivateKeyPkcs8Pem, generateKeyPair } from './pki/keys.js';
 import { Barrier } from './secrets/barrier.js';
 import { SecretsSeal } from './secrets/seal.js';
+import { AnomalyDetector } from './secrets/anomaly.js';
 import { PkiEventHub } from './pki/events.js';
 import { Metrics } from './server/metrics.js';
 import { type LeaseRuntime, createLeaseRuntime } from './runtime-leases.js';
@@ -72,6 +73,8 @@ export interface Runtime {
   readonly barrier: Barrier;
   /** The secrets barrier (KV, transit, database) and its seal: Shamir after `sys/init` (src/secrets/seal.ts). */
   readonly secretsSeal: SecretsSeal;
+  /** Per-principal baselines of secret reads, in memory per replica (src/secrets/anomaly.ts). */
+  readonly secretAnomalies: AnomalyDetector;
   readonly ca: CaHierarchy;
   /** Revocation and bundle notifications for `GET /v1/pki/events` (src/pki/events.ts). */
   readonly pkiEvents: PkiEventHub;
@@ -237,6 +240,7 @@ export async function startRuntime(config: ServerConfig, options: RuntimeOptions
       metrics,
       barrier,
       secretsSeal,
+      secretAnomalies: new AnomalyDetector({ clock }),
       ca,
       pkiEvents: new PkiEventHub(),
       leases,

@@ -51,7 +51,7 @@ export function serializeEvent(event: AuditEvent): string {
   const ordered: Record<string, unknown> = {
     schema_version: event.schema_version,
     // Derived, so no producer can get the classification wrong or leave it out.
-    ocsf: classifyEvent(event.http?.method ?? null, event.outcome),
+    ocsf: classifyEvent(event.http?.method ?? null, event.outcome, event.action),
     time: event.time,
     tenant: event.tenant,
     request_id: event.request_id,

@@ -24,6 +24,7 @@
  */
 
 import { openCheckpoint, parseCheckpoint } from './checkpoint.js';
+import { LeafHasher } from './leaf-hasher.js';
 import { CompactRange, type Hash, leafHash, leafHashOfText, toHex } from './merkle.js';
 import { type NoteVerifier, parseNote } from './note.js';
 import type { AuditStore, CheckpointStore } from './store.js';
@@ -123,7 +124,20 @@ function sizeOfUnverified(note: string): number | undefined {
   }
 }
 
-export async function verifyLog(source: LogSource, options: { verifier: NoteVerifier; trusted?: TrustedHead }): Promise<VerifyReport> {
+/**
+ * Logs of at least this many entries have their leaf hashes computed on a worker thread
+ * (./leaf-hasher.ts): below it, starting the worker costs more than it saves.
+ */
+export const HASH_WORKER_MIN_ENTRIES = 16_384;
+
+export interface VerifyOptions {
+  readonly verifier: NoteVerifier;
+  readonly trusted?: TrustedHead;
+  /** Overrides {@link HASH_WORKER_MIN_ENTRIES}: true or false forces the choice. */
+  readonly hashWorker?: boolean;
+}
+
+export async function verifyLog(source: LogSource, options: VerifyOptions): Promise<VerifyReport> {
   const problems: Problem[] = [];
   const targets = new Map<number, Target>();
   let checkpointsChecked = 0;
@@ -245,24 +259,33 @@ export async function verifyLog(source: LogSource, options: { verifier: NoteVeri
   let pruned = 0;
   let stopped = false;
   const chunk = Math.max(TILE_WIDTH, Math.floor((source.chunk ?? TILE_WIDTH) / TILE_WIDTH) * TILE_WIDTH);
-  const read = (at: number): Promise<readonly LogEntry[]> | undefined => {
+  const hasher = (options.hashWorker ?? end >= HASH_WORKER_MIN_ENTRIES) ? LeafHasher.start() : undefined;
+  type Read = { rows: readonly LogEntry[]; hashes: Promise<Hash[]> | undefined };
+  const read = (at: number): Promise<Read> | undefined => {
     if (at >= end) return undefined;
-    const p = source.entries(at, Math.min(end, at + chunk));
+    const p = source.entries(at, Math.min(end, at + chunk)).then((rows) => {
+      const hashes = hasher?.hash(rows);
+      hashes?.catch(() => undefined); // awaited when its turn comes
+      return { rows, hashes };
+    });
     p.catch(() => undefined); // examined when its turn comes
     return p;
   };
-  // The next chunk is read while this one is hashed.
+  try {
+  // The next chunk is read (and its leaves hashed by the worker) while this one is checked.
   let next = read(0);
   for (let at = 0; at < end && !stopped; at += chunk) {
     const chunkEnd = Math.min(end, at + chunk);
     let rows: readonly LogEntry[];
+    let hashes: Promise<Hash[]> | undefined;
     try {
-      rows = await (next as Promise<readonly LogEntry[]>);
+      ({ rows, hashes } = await (next as Promise<Read>));
     } catch (err) {
       problems.push({ kind: 'entry_missing', message: `entries from ${at} could not be read: ${(err as Error).message}`, index: at });
       break;
     }
     next = read(at + chunk);
+    const computed = hashes ? await hashes : undefined;
     for (let i = at; i < chunkEnd; i++) {
       const row = rows[i - at];
       if (!row || row.index !== i) {
@@ -287,7 +310,7 @@ export async function verifyLog(source: LogSource, options: { verifier: NoteVeri
         h = row.storedLeafHash;
         pruned++;
       } else {
-        h = typeof row.entry === 'string' ? leafHashOfText(row.entry) : leafHash(row.entry);
+        h = computed?.[i - at] ?? (typeof row.entry === 'string' ? leafHashOfText(row.entry) : leafHash(row.entry));
         if (row.storedLeafHash && !sameBytes(row.storedLeafHash, h)) {
           problems.push({ kind: 'leaf_hash_mismatch', message: `entry ${i} does not hash to its stored leaf hash: it was altered`, index: i });
         }
@@ -303,6 +326,9 @@ export async function verifyLog(source: LogSource, options: { verifier: NoteVeri
       compareAt(range.size);
     }
     await compareTiles();
+  }
+  } finally {
+    await hasher?.close();
   }
   if (!stopped) {
     // The partial tiles of the latest signed size.

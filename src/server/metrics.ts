@@ -34,6 +34,12 @@ export class Metrics {
     labelNames: ['sink'] as const,
     registers: [this.registry],
   });
+  readonly secretAccessAnomalies = new Counter({
+    name: 'rampart_secret_access_anomalies_total',
+    help: 'Secret reads flagged outside their principal baseline, by kind',
+    labelNames: ['kind'] as const,
+    registers: [this.registry],
+  });
   readonly authzDecisions = new Counter({
     name: 'rampart_authz_decisions_total',
     help: 'Authorization decisions, by decision',

@@ -16,6 +16,13 @@ describe('OCSF classification', () => {
     expect(classifyEvent(method, outcome)).toEqual(expected);
   });
 
+  it('files a detected anomaly as a Detection Finding, whatever request carried it', () => {
+    for (const method of ['GET', 'POST']) {
+      expect(classifyEvent(method, 'success', 'secrets:anomaly')).toEqual({ category_uid: 2, class_uid: 2004, activity_id: 1, type_uid: 200401, status_id: 1, severity_id: 3 });
+    }
+    expect(classifyEvent('GET', 'success', 'kv:read').class_uid).toBe(6003);
+  });
+
   it('is part of every serialized event, second after the schema version', () => {
     const json = serializeEvent({
       schema_version: 1,

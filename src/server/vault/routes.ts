@@ -7,6 +7,7 @@ import { EngineRegistry, type Mount, type VaultMethod } from '../../secrets/engi
 import { BUILTIN_ENGINES } from '../../secrets/engines.js';
 import { resolveMount } from '../../secrets/mounts.js';
 import { authorizeRequest } from '../authorize.js';
+import { recordSecretRead } from './anomaly-events.js';
 import { appRoleHandler, appRoleLoginRoute } from './auth-approle.js';
 import { certAuthHandler } from './auth-cert.js';
 import { tokenAuthHandler } from './auth-token.js';
@@ -185,6 +186,7 @@ export const vaultRoutes =
       }
       res.afterCommit?.();
       const status = statusOf(res);
+      await recordSecretRead(runtime, req, r.handler.mountType, r.head, status);
       if (status === 404) ctx.errorCode = 'secrets.not_found';
       if (status === 204) return reply.code(204).send();
       const envelope = res.raw ?? {
