@@ -11,9 +11,9 @@ import type { PolicyVersionRecord } from '../src/authz/store.js';
 import { resolveServerConfig } from '../src/core/config.js';
 import { createLogger } from '../src/core/logger.js';
 import { startRuntime } from '../src/runtime.js';
-import { buildApp } from '../src/server/app.js';
 import { keepAliveAgent, percentile, runLoad } from './load.js';
 import { emitter, note, positiveNumber, round } from './report.js';
+import { listenHttps } from './listening.js';
 
 /**
  * The authorization benchmark, for 10, 1,000 and 10,000 policies of two shapes (RBAC, ABAC):
@@ -246,14 +246,9 @@ async function overHttps(cases: readonly { shape: Shape; n: number; text: string
   const dataDir = mkdtempSync(join(tmpdir(), 'rampart-bench-authz-'));
   const config = resolveServerConfig({ dataDir, listen: '127.0.0.1:0', logLevel: 'silent' }, {});
   const runtime = await startRuntime(config, { logger: createLogger({ level: 'silent' }) });
-  const app = await buildApp(runtime, {
-    https: { key: runtime.tls.keyPem, cert: runtime.tls.certPem, ca: runtime.trustBundlePem, requestCert: true, rejectUnauthorized: false, minVersion: 'TLSv1.3' },
-  });
+  const { app, base } = await listenHttps(runtime);
   const agent = keepAliveAgent({ concurrency, ca: runtime.trustBundlePem });
   try {
-    await app.listen({ host: '127.0.0.1', port: 0 });
-    const address = app.server.address();
-    const base = `https://127.0.0.1:${typeof address === 'object' && address ? address.port : 0}`;
     const headers = { authorization: `Bearer ${readFileSync(runtime.files.adminToken, 'utf8').trim()}`, 'content-type': 'application/json' };
     let version = 0;
     for (const c of cases) {

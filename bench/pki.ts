@@ -13,9 +13,9 @@ import { generateKeyPair } from '../src/pki/keys.js';
 import { parseSpiffeId } from '../src/pki/spiffe.js';
 import { signSvidFromCsr } from '../src/pki/svid-signing.js';
 import { startRuntime } from '../src/runtime.js';
-import { buildApp } from '../src/server/app.js';
 import { type LoadTarget, keepAliveAgent, percentile, runLoad } from './load.js';
 import { emitter, note, positiveNumber, round } from './report.js';
+import { listenHttps } from './listening.js';
 
 /**
  * The PKI benchmark: CSR → SVID per second in-process (CSR check and signing alone, then with the
@@ -48,12 +48,7 @@ async function main(): Promise<void> {
   const dataDir = mkdtempSync(join(tmpdir(), 'rampart-bench-pki-'));
   const config = resolveServerConfig({ dataDir, listen: '127.0.0.1:0', logLevel: 'silent' }, {});
   const runtime = await startRuntime(config, { logger: createLogger({ level: 'silent' }) });
-  const app = await buildApp(runtime, {
-    https: { key: runtime.tls.keyPem, cert: runtime.tls.certPem, ca: runtime.trustBundlePem, requestCert: true, rejectUnauthorized: false, minVersion: 'TLSv1.3' },
-  });
-  await app.listen({ host: '127.0.0.1', port: 0 });
-  const address = app.server.address();
-  const base = `https://127.0.0.1:${typeof address === 'object' && address ? address.port : 0}`;
+  const { app, base } = await listenHttps(runtime);
   const agent = keepAliveAgent({ concurrency, ca: runtime.trustBundlePem });
   const adminToken = readFileSync(runtime.files.adminToken, 'utf8').trim();
   try {

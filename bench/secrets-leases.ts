@@ -10,9 +10,9 @@ import { createLogger } from '../src/core/logger.js';
 import { type Runtime, startRuntime } from '../src/runtime.js';
 import { issueCredential } from '../src/secrets/database/dynamic-credentials.js';
 import { databasePlugin } from '../src/secrets/database/engine.js';
-import { buildApp } from '../src/server/app.js';
 import { type LoadTarget, keepAliveAgent, percentile, runLoad, send } from './load.js';
 import { emitter, note, positiveNumber, round } from './report.js';
+import { listenHttps } from './listening.js';
 
 /**
  * Dynamic database credentials and lease expiry against the local PostgreSQL:
@@ -80,12 +80,7 @@ async function main(): Promise<void> {
   const clock = new ManualClock(Date.now());
   const config = resolveServerConfig({ dataDir, listen: '127.0.0.1:0', logLevel: 'silent' }, {});
   const runtime = await startRuntime(config, { clock, logger: createLogger({ level: 'silent' }), leaseExpiryEveryMs: 0 });
-  const app = await buildApp(runtime, {
-    https: { key: runtime.tls.keyPem, cert: runtime.tls.certPem, ca: runtime.trustBundlePem, requestCert: true, rejectUnauthorized: false, minVersion: 'TLSv1.3' },
-  });
-  await app.listen({ host: '127.0.0.1', port: 0 });
-  const address = app.server.address();
-  const base = `https://127.0.0.1:${typeof address === 'object' && address ? address.port : 0}`;
+  const { app, base } = await listenHttps(runtime);
   const agent = keepAliveAgent({ concurrency: 16, ca: runtime.trustBundlePem });
   const token = readFileSync(runtime.files.adminToken, 'utf8').trim();
   const headers = { 'x-vault-token': token, 'content-type': 'application/json' };

@@ -7,10 +7,10 @@ import { createLogger } from '../src/core/logger.js';
 import { startRuntime } from '../src/runtime.js';
 import { decrypt, encrypt } from '../src/secrets/transit/encryption.js';
 import { TransitKeys } from '../src/secrets/transit/keys.js';
-import { buildApp } from '../src/server/app.js';
 import { type LoadTarget, keepAliveAgent, percentile, runLoad, send } from './load.js';
 import { createThrowawayDatabase } from '../test/support/throwaway-database.js';
 import { emitter, note, positiveNumber, round } from './report.js';
+import { listenHttps } from './listening.js';
 
 /**
  * The transit benchmark: aes256-gcm96 encrypt and decrypt per second with p50/p99, single items
@@ -107,12 +107,7 @@ async function runOn(databaseUrl: string | undefined): Promise<void> {
 }
 
 async function overHttps(runtime: Awaited<ReturnType<typeof startRuntime>>, plaintext: Buffer): Promise<void> {
-  const app = await buildApp(runtime, {
-    https: { key: runtime.tls.keyPem, cert: runtime.tls.certPem, ca: runtime.trustBundlePem, requestCert: true, rejectUnauthorized: false, minVersion: 'TLSv1.3' },
-  });
-  await app.listen({ host: '127.0.0.1', port: 0 });
-  const address = app.server.address();
-  const base = `https://127.0.0.1:${typeof address === 'object' && address ? address.port : 0}`;
+  const { app, base } = await listenHttps(runtime);
   const agent = keepAliveAgent({ concurrency, ca: runtime.trustBundlePem });
   const headers = { 'x-vault-token': readFileSync(runtime.files.adminToken, 'utf8').trim(), 'content-type': 'application/json' };
   try {

@@ -5,9 +5,9 @@ import { join } from 'node:path';
 import { resolveServerConfig } from '../src/core/config.js';
 import { createLogger } from '../src/core/logger.js';
 import { startRuntime } from '../src/runtime.js';
-import { buildApp } from '../src/server/app.js';
 import { type LoadTarget, keepAliveAgent, percentile, runLoad, send } from './load.js';
 import { emitter, note, positiveNumber, round } from './report.js';
+import { listenHttps } from './listening.js';
 
 /**
  * The KV v2 benchmark of the Vault-compatible API: reads and durable writes per second with
@@ -34,12 +34,7 @@ async function main(): Promise<void> {
   const dataDir = mkdtempSync(join(tmpdir(), 'rampart-bench-secrets-'));
   const config = resolveServerConfig({ dataDir, listen: '127.0.0.1:0', logLevel: 'silent', databaseUrl }, {});
   const runtime = await startRuntime(config, { logger: createLogger({ level: 'silent' }) });
-  const app = await buildApp(runtime, {
-    https: { key: runtime.tls.keyPem, cert: runtime.tls.certPem, ca: runtime.trustBundlePem, requestCert: true, rejectUnauthorized: false, minVersion: 'TLSv1.3' },
-  });
-  await app.listen({ host: '127.0.0.1', port: 0 });
-  const address = app.server.address();
-  const base = `https://127.0.0.1:${typeof address === 'object' && address ? address.port : 0}`;
+  const { app, base } = await listenHttps(runtime);
   const agent = keepAliveAgent({ concurrency, ca: runtime.trustBundlePem });
   const headers = { 'x-vault-token': readFileSync(runtime.files.adminToken, 'utf8').trim(), 'content-type': 'application/json' };
   try {

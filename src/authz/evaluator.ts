@@ -49,7 +49,8 @@ export interface EntityJson {
  *   `<file>#<n>`; see `policiesById` in `./policy-set.js`, which the request-path authorizer
  *   uses too, so both name a policy the same way. Two policies with one id are an error.
  *
- * Templates and template links are not supported.
+ * In the files form a template is linked through a `template-links.json` file: each link
+ * becomes a static policy named by its link id (see `policiesById`).
  */
 export interface PolicySetSource {
   readonly policies: Readonly<Record<string, string>> | string;
