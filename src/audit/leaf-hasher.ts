@@ -22,7 +22,7 @@ parentPort.on('message', ({ data, offsets }) => {
   const at = new Float64Array(offsets);
   const out = new Uint8Array((at.length - 1) * ${HASH_SIZE});
   for (let i = 0; i + 1 < at.length; i++) out.set(hash('sha256', bytes.subarray(at[i], at[i + 1]), 'buffer'), i * ${HASH_SIZE});
-  parentPort.postMessage(out.buffer, [out.buffer]);
+  parentPort.postMessage({ out: out.buffer, data }, [out.buffer, data]);
 });
 `;
 
@@ -30,11 +30,17 @@ export class LeafHasher {
   readonly #worker: Worker;
   // Answers come back in request order (one worker, one message per request).
   readonly #waiting: { resolve: (b: ArrayBuffer) => void; reject: (e: Error) => void }[] = [];
+  // Input buffers come back with their answers and are reused: a fresh multi-megabyte buffer per
+  // chunk made the garbage collector the main thread's second-largest cost.
+  readonly #spare: ArrayBuffer[] = [];
   #failed: Error | undefined;
 
   private constructor() {
     this.#worker = new Worker(WORKER_SOURCE, { eval: true });
-    this.#worker.on('message', (b: ArrayBuffer) => this.#waiting.shift()?.resolve(b));
+    this.#worker.on('message', ({ out, data }: { out: ArrayBuffer; data: ArrayBuffer }) => {
+      this.#spare.push(data);
+      this.#waiting.shift()?.resolve(out);
+    });
     const fail = (err: Error): void => {
       this.#failed ??= err;
       for (const w of this.#waiting.splice(0)) w.reject(err);
@@ -55,7 +61,9 @@ export class LeafHasher {
     if (this.#failed) return Promise.reject(this.#failed);
     let bound = 0;
     for (const e of entries) bound += 1 + (e.pruned ? 0 : typeof e.entry === 'string' ? 3 * e.entry.length : e.entry.length);
-    const data = Buffer.allocUnsafeSlow(bound);
+    let spare = this.#spare.pop();
+    if (!spare || spare.byteLength < bound) spare = new ArrayBuffer(Math.max(bound, 2 * (spare?.byteLength ?? 0)));
+    const data = Buffer.from(spare);
     const offsets = new Float64Array(entries.length + 1);
     let n = 0;
     entries.forEach((e, i) => {

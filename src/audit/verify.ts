@@ -272,61 +272,61 @@ export async function verifyLog(source: LogSource, options: VerifyOptions): Prom
     return p;
   };
   try {
-  // The next chunk is read (and its leaves hashed by the worker) while this one is checked.
-  let next = read(0);
-  for (let at = 0; at < end && !stopped; at += chunk) {
-    const chunkEnd = Math.min(end, at + chunk);
-    let rows: readonly LogEntry[];
-    let hashes: Promise<Hash[]> | undefined;
-    try {
-      ({ rows, hashes } = await (next as Promise<Read>));
-    } catch (err) {
-      problems.push({ kind: 'entry_missing', message: `entries from ${at} could not be read: ${(err as Error).message}`, index: at });
-      break;
-    }
-    next = read(at + chunk);
-    const computed = hashes ? await hashes : undefined;
-    for (let i = at; i < chunkEnd; i++) {
-      const row = rows[i - at];
-      if (!row || row.index !== i) {
-        problems.push({
-          kind: 'entry_missing',
-          message: `entry ${i} is missing (the log ${signedEnd > i ? `signed ${signedEnd} entries` : `claims ${end} entries`}); nothing after it can be checked`,
-          index: i,
-        });
-        stopped = true;
-        end = i;
+    // The next chunk is read (and its leaves hashed by the worker) while this one is checked.
+    let next = read(0);
+    for (let at = 0; at < end && !stopped; at += chunk) {
+      const chunkEnd = Math.min(end, at + chunk);
+      let rows: readonly LogEntry[];
+      let hashes: Promise<Hash[]> | undefined;
+      try {
+        ({ rows, hashes } = await (next as Promise<Read>));
+      } catch (err) {
+        problems.push({ kind: 'entry_missing', message: `entries from ${at} could not be read: ${(err as Error).message}`, index: at });
         break;
       }
-      let h: Hash;
-      if (row.pruned) {
-        // Nothing to re-hash: the stored hash goes into the tree, which the checkpoints check.
-        if (!row.storedLeafHash || row.storedLeafHash.length !== 32) {
-          problems.push({ kind: 'entry_missing', message: `entry ${i} is marked pruned but has no leaf hash; nothing after it can be checked`, index: i });
+      next = read(at + chunk);
+      const computed = hashes ? await hashes : undefined;
+      for (let i = at; i < chunkEnd; i++) {
+        const row = rows[i - at];
+        if (!row || row.index !== i) {
+          problems.push({
+            kind: 'entry_missing',
+            message: `entry ${i} is missing (the log ${signedEnd > i ? `signed ${signedEnd} entries` : `claims ${end} entries`}); nothing after it can be checked`,
+            index: i,
+          });
           stopped = true;
           end = i;
           break;
         }
-        h = row.storedLeafHash;
-        pruned++;
-      } else {
-        h = computed?.[i - at] ?? (typeof row.entry === 'string' ? leafHashOfText(row.entry) : leafHash(row.entry));
-        if (row.storedLeafHash && !sameBytes(row.storedLeafHash, h)) {
-          problems.push({ kind: 'leaf_hash_mismatch', message: `entry ${i} does not hash to its stored leaf hash: it was altered`, index: i });
+        let h: Hash;
+        if (row.pruned) {
+          // Nothing to re-hash: the stored hash goes into the tree, which the checkpoints check.
+          if (!row.storedLeafHash || row.storedLeafHash.length !== 32) {
+            problems.push({ kind: 'entry_missing', message: `entry ${i} is marked pruned but has no leaf hash; nothing after it can be checked`, index: i });
+            stopped = true;
+            end = i;
+            break;
+          }
+          h = row.storedLeafHash;
+          pruned++;
+        } else {
+          h = computed?.[i - at] ?? (typeof row.entry === 'string' ? leafHashOfText(row.entry) : leafHash(row.entry));
+          if (row.storedLeafHash && !sameBytes(row.storedLeafHash, h)) {
+            problems.push({ kind: 'leaf_hash_mismatch', message: `entry ${i} does not hash to its stored leaf hash: it was altered`, index: i });
+          }
         }
+        if (tileSource && i < signedEnd) {
+          completed = [];
+          range.append(h, onNode);
+          pushLeaf(h);
+        } else {
+          range.append(h);
+        }
+        checked++;
+        compareAt(range.size);
       }
-      if (tileSource && i < signedEnd) {
-        completed = [];
-        range.append(h, onNode);
-        pushLeaf(h);
-      } else {
-        range.append(h);
-      }
-      checked++;
-      compareAt(range.size);
+      await compareTiles();
     }
-    await compareTiles();
-  }
   } finally {
     await hasher?.close();
   }
