@@ -37,6 +37,11 @@ import type { Stores } from '../store/stores.js';
  */
 
 /** Vault's HTTP verbs, `LIST` included (`GET ?list=true` arrives here as `LIST`). */
+/** Vault's answer to a method a path does not take (405 `unsupported operation`). */
+export function unsupportedOperation(): never {
+  throw new SecretsError('secrets.unsupported_operation', 'unsupported operation');
+}
+
 export type VaultMethod = 'GET' | 'PUT' | 'POST' | 'DELETE' | 'LIST' | 'PATCH';
 
 /** Vault ACL capabilities (`deny` is a policy rule, never something a request needs). */

@@ -8,6 +8,7 @@ import { PostgresqlPlugin } from './postgresql-plugin.js';
 import { parseRole, roleView } from './role.js';
 import { requireStaticRole, rotate, staticCredentials, writeStaticRole } from './static-credentials.js';
 import { staticRoleView } from './static-role.js';
+import { unsupportedOperation } from '../engine.js';
 
 /**
  * The database secrets engine's paths
@@ -34,10 +35,6 @@ function split(path: string): { section: Section; name: string } {
   return { section: section as Section, name };
 }
 
-const unsupported = (): never => {
-  throw new SecretsError('secrets.unsupported_operation', 'unsupported operation');
-};
-
 function plan(capability: Capability, writes: boolean): EnginePlan {
   return { capabilities: [capability], writes };
 }
@@ -52,7 +49,7 @@ class DatabaseEngine implements SecretsEngine {
     const { section, name } = split(req.path);
     const m = req.method;
     const listable = section === 'config' || section === 'roles' || section === 'static-roles';
-    if (name === '') return listable && (m === 'LIST' || m === 'GET') ? plan('list', false) : unsupported();
+    if (name === '') return listable && (m === 'LIST' || m === 'GET') ? plan('list', false) : unsupportedOperation();
     const s = req.stores.database;
     const a = this.mount.accessor;
     switch (section) {
@@ -61,19 +58,19 @@ class DatabaseEngine implements SecretsEngine {
       case 'static-roles': {
         if (m === 'GET') return plan('read', false);
         if (m === 'DELETE') return plan('delete', true);
-        if (m !== 'POST' && m !== 'PUT') return unsupported();
+        if (m !== 'POST' && m !== 'PUT') return unsupportedOperation();
         const exists =
           section === 'config' ? await s.getConfig(req.tenant, a, name) : section === 'roles' ? await s.getRole(req.tenant, a, name) : await s.getStaticRole(req.tenant, a, name);
         return plan(exists ? 'update' : 'create', true);
       }
       // Reading credentials writes a lease: a read capability, run in one transaction.
       case 'creds':
-        return m === 'GET' ? plan('read', true) : unsupported();
+        return m === 'GET' ? plan('read', true) : unsupportedOperation();
       case 'static-creds':
-        return m === 'GET' ? plan('read', false) : unsupported();
+        return m === 'GET' ? plan('read', false) : unsupportedOperation();
       case 'rotate-root':
       case 'rotate-role':
-        return m === 'POST' || m === 'PUT' ? plan('update', true) : unsupported();
+        return m === 'POST' || m === 'PUT' ? plan('update', true) : unsupportedOperation();
     }
   }
 

@@ -17,6 +17,7 @@ import {
   writeSecret,
 } from './secrets.js';
 import type { KvKey } from './store.js';
+import { unsupportedOperation } from '../engine.js';
 
 /**
  * The KV v2 engine's paths (Vault api-docs/secret/kv/kv-v2): `config`, `data/<p>`,
@@ -39,10 +40,6 @@ function split(path: string): { section: Section; key: string } {
   return { section: section as Section, key };
 }
 
-const UNSUPPORTED = (): never => {
-  throw new SecretsError('secrets.unsupported_operation', 'unsupported operation');
-};
-
 function plan(capability: Capability, writes: boolean): EnginePlan {
   return { capabilities: [capability], writes };
 }
@@ -55,12 +52,12 @@ class KvEngine implements SecretsEngine {
     const m = req.method;
     switch (section) {
       case 'config':
-        return m === 'GET' ? plan('read', false) : m === 'POST' || m === 'PUT' ? plan('update', true) : UNSUPPORTED();
+        return m === 'GET' ? plan('read', false) : m === 'POST' || m === 'PUT' ? plan('update', true) : unsupportedOperation();
       case 'data': {
         if (m === 'GET') return plan('read', false);
         if (m === 'DELETE') return plan('delete', true);
         if (m === 'PATCH') return plan('patch', true);
-        if (m !== 'POST' && m !== 'PUT') return UNSUPPORTED();
+        if (m !== 'POST' && m !== 'PUT') return unsupportedOperation();
         // Vault's existence check: writing a secret that does not exist yet needs `create`.
         const meta = await req.stores.kv.metadata(this.#key(req.tenant, key));
         return plan(meta && meta.currentVersion > 0 ? 'update' : 'create', true);
@@ -70,13 +67,13 @@ class KvEngine implements SecretsEngine {
         if (m === 'LIST') return plan('list', false);
         if (m === 'DELETE') return plan('delete', true);
         if (m === 'PATCH') return plan('patch', true);
-        return m === 'POST' || m === 'PUT' ? plan('update', true) : UNSUPPORTED();
+        return m === 'POST' || m === 'PUT' ? plan('update', true) : unsupportedOperation();
       case 'subkeys':
-        return m === 'GET' ? plan('read', false) : UNSUPPORTED();
+        return m === 'GET' ? plan('read', false) : unsupportedOperation();
       case 'delete':
       case 'undelete':
       case 'destroy':
-        return m === 'POST' || m === 'PUT' ? plan('update', true) : UNSUPPORTED();
+        return m === 'POST' || m === 'PUT' ? plan('update', true) : unsupportedOperation();
     }
   }
 

@@ -7,6 +7,7 @@ import { optionalDurationSeconds, optionalInt, optionalString, optionalStringLis
 import { authBlock } from './auth-response.js';
 import type { VaultHandler, VaultPlan, VaultRequest, VaultRequestHead, VaultResponse } from './handler.js';
 import { vaultNamespaceTenant } from './namespace.js';
+import { unsupportedOperation } from '../../secrets/engine.js';
 
 /**
  * `auth/approle/…` (Vault api-docs/auth/approle): role management through the Vault route, and
@@ -31,15 +32,15 @@ export function appRoleHandler(): VaultHandler {
       const m = req.method;
       if (req.path === 'role' || req.path === 'role/') {
         if (m === 'LIST') return { capabilities: ['list'], writes: false };
-        throw new SecretsError('secrets.unsupported_operation', 'unsupported operation');
+        unsupportedOperation();
       }
       const target = parse(req.path);
       if (!target) throw new SecretsError('secrets.not_found', `unsupported path auth/approle/${req.path}`);
-      if (m === 'GET') return target.sub === '' || target.sub === 'role-id' ? { capabilities: ['read'], writes: false } : unsupported();
+      if (m === 'GET') return target.sub === '' || target.sub === 'role-id' ? { capabilities: ['read'], writes: false } : unsupportedOperation();
       if (m === 'DELETE' && target.sub === '') return { capabilities: ['delete'], writes: true };
-      if (target.sub === 'secret-id/lookup') return m === 'POST' || m === 'PUT' ? { capabilities: ['update'], writes: false } : unsupported();
+      if (target.sub === 'secret-id/lookup') return m === 'POST' || m === 'PUT' ? { capabilities: ['update'], writes: false } : unsupportedOperation();
       if (m === 'POST' || m === 'PUT') return { capabilities: ['update'], writes: true };
-      return unsupported();
+      return unsupportedOperation();
     },
 
     async handle(req: VaultRequest): Promise<VaultResponse> {
@@ -97,10 +98,6 @@ export function appRoleHandler(): VaultHandler {
       };
     },
   };
-}
-
-function unsupported(): never {
-  throw new SecretsError('secrets.unsupported_operation', 'unsupported operation');
 }
 
 /** Lookup and destroy of one secret ID, named by the secret ID or by its accessor. */

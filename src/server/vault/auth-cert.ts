@@ -3,6 +3,7 @@ import { certLogin } from '../../identity/cert-login.js';
 import { optionalDurationSeconds, optionalString, optionalStringList } from '../../secrets/fields.js';
 import { authBlock } from './auth-response.js';
 import type { VaultHandler, VaultPlan, VaultRequest, VaultRequestHead, VaultResponse } from './handler.js';
+import { unsupportedOperation } from '../../secrets/engine.js';
 
 /**
  * `auth/cert/…` (Vault api-docs/auth/cert) for Rampart SVIDs: `certs/<name>` maps SPIFFE IDs to
@@ -29,7 +30,7 @@ export function certAuthHandler(): VaultHandler {
       } else {
         throw new SecretsError('secrets.not_found', `unsupported path auth/cert/${req.path}`);
       }
-      throw new SecretsError('secrets.unsupported_operation', 'unsupported operation');
+      unsupportedOperation();
     },
 
     async handle(req: VaultRequest): Promise<VaultResponse> {

@@ -7,6 +7,7 @@ import type { Clock } from '../../core/clock.js';
 import { optionalBool, optionalDurationSeconds, optionalString, optionalStringList } from '../../secrets/fields.js';
 import { authBlock, ttlOf } from './auth-response.js';
 import type { VaultHandler, VaultPlan, VaultRequest, VaultRequestHead, VaultResponse } from './handler.js';
+import { unsupportedOperation } from '../../secrets/engine.js';
 
 /**
  * `auth/token/…` (Vault api-docs/auth/token) over Rampart's own tokens: a Vault token is an
@@ -32,7 +33,7 @@ export function tokenAuthHandler(): VaultHandler {
     plan(req: VaultRequestHead): VaultPlan {
       if (!PATHS.has(req.path)) throw new SecretsError('secrets.not_found', `unsupported path auth/token/${req.path}`);
       if (req.method === 'GET' && req.path === 'lookup-self') return { capabilities: ['read'], writes: false };
-      if (req.method !== 'POST' && req.method !== 'PUT') throw new SecretsError('secrets.unsupported_operation', 'unsupported operation');
+      if (req.method !== 'POST' && req.method !== 'PUT') unsupportedOperation();
       const writes = !req.path.startsWith('lookup');
       // Orphans escape revocation with their creator: Vault asks for sudo, and so does Rampart.
       return { capabilities: req.path === 'create-orphan' ? ['update', 'sudo'] : ['update'], writes };

@@ -3,6 +3,7 @@ import type { Runtime } from '../../runtime.js';
 import type { LeaseId } from '../../secrets/leases/lease.js';
 import { optionalBool, optionalDurationSeconds, optionalString } from '../../secrets/fields.js';
 import type { VaultHandler, VaultPlan, VaultRequest, VaultRequestHead, VaultResponse } from './handler.js';
+import { unsupportedOperation } from '../../secrets/engine.js';
 
 /**
  * `sys/leases/*` (https://developer.hashicorp.com/vault/api-docs/system/leases): lookup, LIST
@@ -27,10 +28,6 @@ function split(path: string): { op: Operation; rest: string } {
   return { op: op as Operation, rest: slash === -1 ? '' : path.slice(slash + 1) };
 }
 
-const unsupported = (): never => {
-  throw new SecretsError('secrets.unsupported_operation', 'unsupported operation');
-};
-
 /** The lease id from the body's `lease_id`, else from the path (`sys/leases/renew/<id>`). */
 function leaseIdOf(req: VaultRequest, rest: string): string {
   const id = optionalString(req.body, 'lease_id', 2048) ?? rest;
@@ -52,12 +49,12 @@ export function leaseHandler(runtime: Runtime, alias?: Operation): VaultHandler 
       switch (op) {
         case 'lookup':
           if (m === 'LIST') return { capabilities: ['list', 'sudo'], writes: false };
-          return m === 'PUT' || m === 'POST' ? { capabilities: ['update'], writes: false } : unsupported();
+          return m === 'PUT' || m === 'POST' ? { capabilities: ['update'], writes: false } : unsupportedOperation();
         case 'renew':
         case 'revoke':
-          return m === 'PUT' || m === 'POST' ? { capabilities: ['update'], writes: true } : unsupported();
+          return m === 'PUT' || m === 'POST' ? { capabilities: ['update'], writes: true } : unsupportedOperation();
         case 'revoke-prefix':
-          return m === 'PUT' || m === 'POST' ? { capabilities: ['update', 'sudo'], writes: true } : unsupported();
+          return m === 'PUT' || m === 'POST' ? { capabilities: ['update', 'sudo'], writes: true } : unsupportedOperation();
       }
     },
 

@@ -2,7 +2,7 @@ import { SecretsError } from '../../core/errors.js';
 import { VERSION } from '../../core/version.js';
 import type { Runtime } from '../../runtime.js';
 import { deleteAclPolicy, readAclPolicy, writeAclPolicy } from '../../secrets/acl/policies.js';
-import { CAPABILITIES, type EngineRegistry } from '../../secrets/engine.js';
+import { CAPABILITIES, type EngineRegistry, unsupportedOperation } from '../../secrets/engine.js';
 import { optionalDurationSeconds, optionalInt, optionalString, optionalStringList, optionalStringMap } from '../../secrets/fields.js';
 import { mountEngine, mountInfo, tuneMount, unmountEngine } from '../../secrets/mounts.js';
 import type { VaultHandler, VaultPlan, VaultRequest, VaultRequestHead, VaultResponse } from './handler.js';
@@ -20,10 +20,6 @@ import type { VaultHandler, VaultPlan, VaultRequest, VaultRequestHead, VaultResp
 const read = (): VaultPlan => ({ capabilities: ['read'], writes: false });
 const update = (writes = true): VaultPlan => ({ capabilities: ['update'], writes });
 const barrierCheck = (tenant: string) => ({ action: 'secrets:barrier', resource: { type: 'Rampart::Collection', id: `${tenant}/secrets-barrier` } });
-
-function unsupported(): never {
-  throw new SecretsError('secrets.unsupported_operation', 'unsupported operation');
-}
 
 function splitFirst(path: string): [string, string] {
   const i = path.indexOf('/');
@@ -44,32 +40,32 @@ export function sysHandler(runtime: Runtime, registry: EngineRegistry, extension
       const sudo = (writes: boolean): VaultPlan => ({ capabilities: ['update', 'sudo'], writes, extraChecks: [barrierCheck(req.tenant)] });
       switch (section) {
         case 'init':
-          return m === 'PUT' || m === 'POST' ? sudo(true) : unsupported();
+          return m === 'PUT' || m === 'POST' ? sudo(true) : unsupportedOperation();
         case 'unseal':
         case 'seal':
         case 'rotate':
-          return m === 'PUT' || m === 'POST' ? sudo(section === 'rotate') : unsupported();
+          return m === 'PUT' || m === 'POST' ? sudo(section === 'rotate') : unsupportedOperation();
         case 'key-status':
-          return m === 'GET' ? { ...read(), extraChecks: [barrierCheck(req.tenant)] } : unsupported();
+          return m === 'GET' ? { ...read(), extraChecks: [barrierCheck(req.tenant)] } : unsupportedOperation();
         case 'mounts':
           if (m === 'GET') return read();
-          if (rest === '') return unsupported();
+          if (rest === '') return unsupportedOperation();
           if (m === 'DELETE') return { capabilities: ['delete'], writes: true };
-          return m === 'POST' || m === 'PUT' ? update() : unsupported();
+          return m === 'POST' || m === 'PUT' ? update() : unsupportedOperation();
         case 'policy':
         case 'policies': {
           const name = section === 'policy' ? rest : rest.replace(/^acl\/?/, '');
-          if (section === 'policies' && !rest.startsWith('acl')) return unsupported();
+          if (section === 'policies' && !rest.startsWith('acl')) return unsupportedOperation();
           if (m === 'LIST' || (m === 'GET' && name === '')) return { capabilities: [m === 'LIST' ? 'list' : 'read'], writes: false };
           if (m === 'GET') return read();
           if (m === 'DELETE') return { capabilities: ['delete'], writes: true };
-          return m === 'POST' || m === 'PUT' ? update() : unsupported();
+          return m === 'POST' || m === 'PUT' ? update() : unsupportedOperation();
         }
         case 'audit-hash':
         case 'capabilities-self':
-          return m === 'POST' || m === 'PUT' ? update(false) : unsupported();
+          return m === 'POST' || m === 'PUT' ? update(false) : unsupportedOperation();
         case 'auth':
-          return m === 'GET' && rest === '' ? read() : unsupported();
+          return m === 'GET' && rest === '' ? read() : unsupportedOperation();
         default:
           throw new SecretsError('secrets.not_found', `unsupported path sys/${req.path}`);
       }
