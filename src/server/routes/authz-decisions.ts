@@ -10,7 +10,7 @@ import { schemaActions } from '../../authz/schema-actions.js';
 import { AuthzError, isRampartError } from '../../core/errors.js';
 import type { Runtime } from '../../runtime.js';
 import { authorizeRequest } from '../authorize.js';
-import { errorResponses } from './schemas.js';
+import { POLICY_STORE_NAME, PolicyStoreParams, errorResponses } from './schemas.js';
 
 /** Cedar action of the decision API: asking for decisions against a store (check and batch). */
 export const CHECK_ACTION = 'authz:check';
@@ -28,9 +28,6 @@ const MAX_WAIT_S = 60;
 const DEFAULT_PREVIEW_LAST = 1000;
 const MAX_PREVIEW_LAST = 10_000;
 
-/** As the policy lifecycle names stores (src/server/routes/authz-policies.ts). */
-const STORE_NAME = '^[a-z0-9][a-z0-9_-]{0,63}$';
-const StoreParams = Type.Object({ store: Type.String({ pattern: STORE_NAME }) });
 
 const Uid = Type.Object(
   { type: Type.String({ minLength: 1, maxLength: 256 }), id: Type.String({ maxLength: 1024 }) },
@@ -57,7 +54,7 @@ const checkFields = {
 };
 const CheckBody = Type.Object(checkFields, { additionalProperties: false });
 const StoreField = {
-  store: Type.Optional(Type.String({ pattern: STORE_NAME, description: `policy store; default "${DEFAULT_DECISION_STORE}"` })),
+  store: Type.Optional(Type.String({ pattern: POLICY_STORE_NAME, description: `policy store; default "${DEFAULT_DECISION_STORE}"` })),
 };
 const TenantCheckBody = Type.Object({ ...checkFields, ...StoreField }, { additionalProperties: false });
 const BatchBody = Type.Object({ requests: Type.Array(CheckBody, { minItems: 1, maxItems: MAX_BATCH }) }, { additionalProperties: false });
@@ -180,20 +177,20 @@ export const authzDecisionRoutes =
       await authorizeRequest(runtime, req, { principal: req.rampart.principal!, tenant: req.rampart.tenant!, action: CHECK_ACTION, resource });
     };
 
-    app.post<{ Params: Static<typeof StoreParams>; Body: CheckBodyT }>(
+    app.post<{ Params: Static<typeof PolicyStoreParams>; Body: CheckBodyT }>(
       '/v1/authz/stores/:store/check',
       {
         config: { authz: { action: CHECK_ACTION, resource: storeFromParams } },
-        schema: { summary: 'Decide one request against a policy store', params: StoreParams, body: CheckBody, response: { 200: DecisionAnswer, ...errorResponses } },
+        schema: { summary: 'Decide one request against a policy store', params: PolicyStoreParams, body: CheckBody, response: { 200: DecisionAnswer, ...errorResponses } },
       },
       async (req) => answerOf((await decide(req, req.params.store, [toCheckRequest(req.body)]))[0]!),
     );
 
-    app.post<{ Params: Static<typeof StoreParams>; Body: Static<typeof BatchBody> }>(
+    app.post<{ Params: Static<typeof PolicyStoreParams>; Body: Static<typeof BatchBody> }>(
       '/v1/authz/stores/:store/batch',
       {
         config: { authz: { action: CHECK_ACTION, resource: storeFromParams } },
-        schema: { summary: `Decide up to ${MAX_BATCH} requests against a policy store`, params: StoreParams, body: BatchBody, response: { 200: BatchAnswer, ...errorResponses } },
+        schema: { summary: `Decide up to ${MAX_BATCH} requests against a policy store`, params: PolicyStoreParams, body: BatchBody, response: { 200: BatchAnswer, ...errorResponses } },
       },
       async (req) => ({ results: (await decide(req, req.params.store, req.body.requests.map(toCheckRequest))).map(answerOf) }),
     );
@@ -230,13 +227,13 @@ export const authzDecisionRoutes =
       for (const poll of polls) poll.abort();
     });
 
-    app.get<{ Params: Static<typeof StoreParams>; Querystring: Static<typeof BundleQuery> }>(
+    app.get<{ Params: Static<typeof PolicyStoreParams>; Querystring: Static<typeof BundleQuery> }>(
       '/v1/authz/stores/:store/bundle',
       {
         config: { authz: { action: BUNDLE_ACTION, resource: storeFromParams } },
         schema: {
           summary: "The store's active policies, schema and entities; with ?wait= a long-poll for the next change",
-          params: StoreParams,
+          params: PolicyStoreParams,
           querystring: BundleQuery,
           response: { 200: Bundle, ...errorResponses },
         },
@@ -277,13 +274,13 @@ export const authzDecisionRoutes =
       },
     );
 
-    app.post<{ Params: Static<typeof StoreParams>; Body: Static<typeof PreviewBody> }>(
+    app.post<{ Params: Static<typeof PolicyStoreParams>; Body: Static<typeof PreviewBody> }>(
       '/v1/authz/stores/:store/preview',
       {
         config: { authz: { action: PREVIEW_ACTION, resource: storeFromParams } },
         schema: {
           summary: 'Replay the last logged decisions of a store against a candidate policy set; list those that would flip',
-          params: StoreParams,
+          params: PolicyStoreParams,
           body: PreviewBody,
           response: { 200: PreviewAnswer, ...errorResponses },
         },

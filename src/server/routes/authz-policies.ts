@@ -22,11 +22,9 @@ import type { CedarEntityJson, PolicyStore, PolicyVersionRecord, PolicyVersionSu
 import { AuthzError, RequestError, isRampartError } from '../../core/errors.js';
 import type { Runtime } from '../../runtime.js';
 import { PROBLEM_CONTENT_TYPE, problem } from '../problem.js';
-import { PageQuery, errorResponses, page, pageOf, problemResponse } from './schemas.js';
+import { PageQuery, PolicyStoreParams, errorResponses, page, pageOf, problemResponse } from './schemas.js';
 
-/** Policy store names: lower-case, as Amazon Verified Permissions ids are opaque and short. */
-const StoreParams = Type.Object({ store: Type.String({ pattern: '^[a-z0-9][a-z0-9_-]{0,63}$' }) });
-const VersionParams = Type.Object({ store: StoreParams.properties.store, version: Type.String({ pattern: '^[1-9][0-9]{0,8}$' }) });
+const VersionParams = Type.Object({ store: PolicyStoreParams.properties.store, version: Type.String({ pattern: '^[1-9][0-9]{0,8}$' }) });
 const DiffQuery = Type.Object(
   { from: Type.String({ pattern: '^[1-9][0-9]{0,8}$' }), to: Type.String({ pattern: '^[1-9][0-9]{0,8}$' }) },
   { additionalProperties: false },
@@ -163,13 +161,13 @@ export const authzPolicyRoutes =
       },
     );
 
-    app.put<{ Params: Static<typeof StoreParams>; Body: Static<typeof PushBody> }>(
+    app.put<{ Params: Static<typeof PolicyStoreParams>; Body: Static<typeof PushBody> }>(
       '/v1/authz/stores/:store/policies',
       {
         config: { authz: { action: 'authz:push', resource: storeResource } },
         schema: {
           summary: 'Push a new policy version: validated, tested and activated, or stored as rejected',
-          params: StoreParams,
+          params: PolicyStoreParams,
           body: PushBody,
           response: { 201: VersionSummary, ...rejected, ...errorResponses },
         },
@@ -185,13 +183,13 @@ export const authzPolicyRoutes =
       },
     );
 
-    app.post<{ Params: Static<typeof StoreParams>; Body: Static<typeof RollbackBody> }>(
+    app.post<{ Params: Static<typeof PolicyStoreParams>; Body: Static<typeof RollbackBody> }>(
       '/v1/authz/stores/:store/rollback',
       {
         config: { authz: { action: 'authz:rollback', resource: storeResource } },
         schema: {
           summary: 'Roll back: a new version whose content equals an older one, judged as a push is',
-          params: StoreParams,
+          params: PolicyStoreParams,
           body: RollbackBody,
           response: { 201: VersionSummary, ...rejected, ...errorResponses },
         },
@@ -220,11 +218,11 @@ export const authzPolicyRoutes =
       },
     );
 
-    app.get<{ Params: Static<typeof StoreParams>; Querystring: Static<typeof PageQuery> }>(
+    app.get<{ Params: Static<typeof PolicyStoreParams>; Querystring: Static<typeof PageQuery> }>(
       '/v1/authz/stores/:store/versions',
       {
         config: { authz: { action: 'authz:read', resource: storeResource } },
-        schema: { summary: 'List versions, newest first', params: StoreParams, querystring: PageQuery, response: { 200: page(VersionSummary), ...errorResponses } },
+        schema: { summary: 'List versions, newest first', params: PolicyStoreParams, querystring: PageQuery, response: { 200: page(VersionSummary), ...errorResponses } },
       },
       async (req) => {
         const { limit, cursor } = pageOf(req.query);
@@ -253,11 +251,11 @@ export const authzPolicyRoutes =
       },
     );
 
-    app.get<{ Params: Static<typeof StoreParams>; Querystring: Static<typeof DiffQuery> }>(
+    app.get<{ Params: Static<typeof PolicyStoreParams>; Querystring: Static<typeof DiffQuery> }>(
       '/v1/authz/stores/:store/diff',
       {
         config: { authz: { action: 'authz:read', resource: storeResource } },
-        schema: { summary: 'Unified diffs between two versions, per file', params: StoreParams, querystring: DiffQuery, response: { 200: DiffView, ...errorResponses } },
+        schema: { summary: 'Unified diffs between two versions, per file', params: PolicyStoreParams, querystring: DiffQuery, response: { 200: DiffView, ...errorResponses } },
       },
       async (req) => {
         const tenant = req.rampart.tenant!;
@@ -267,13 +265,13 @@ export const authzPolicyRoutes =
       },
     );
 
-    app.put<{ Params: Static<typeof StoreParams>; Body: Static<typeof EntitiesBody> }>(
+    app.put<{ Params: Static<typeof PolicyStoreParams>; Body: Static<typeof EntitiesBody> }>(
       '/v1/authz/stores/:store/entities',
       {
         config: { authz: { action: 'authz:put-entities', resource: storeResource } },
         schema: {
           summary: "Replace the store's entities (Cedar entity JSON)",
-          params: StoreParams,
+          params: PolicyStoreParams,
           body: EntitiesBody,
           response: { 200: EntitiesWritten, 413: problemResponse('too many entities'), ...errorResponses },
         },
@@ -302,11 +300,11 @@ export const authzPolicyRoutes =
       },
     );
 
-    app.get<{ Params: Static<typeof StoreParams> }>(
+    app.get<{ Params: Static<typeof PolicyStoreParams> }>(
       '/v1/authz/stores/:store/entities',
       {
         config: { authz: { action: 'authz:read', resource: storeResource } },
-        schema: { summary: "The store's entities and their revision", params: StoreParams, response: { 200: EntitiesView, ...errorResponses } },
+        schema: { summary: "The store's entities and their revision", params: PolicyStoreParams, response: { 200: EntitiesView, ...errorResponses } },
       },
       async (req) => {
         const tenant = req.rampart.tenant!;

@@ -47,3 +47,7 @@ export const errorResponses = {
   404: problemResponse('no such route, tenant or record'),
   503: problemResponse('the store or the audit log is unavailable; nothing was done'),
 };
+
+/** Policy store names: lower-case, as Amazon Verified Permissions ids are opaque and short. */
+export const POLICY_STORE_NAME = '^[a-z0-9][a-z0-9_-]{0,63}$';
+export const PolicyStoreParams = Type.Object({ store: Type.String({ pattern: POLICY_STORE_NAME }) });
