@@ -2,18 +2,9 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { formatCheckpoint, openCheckpoint, parseCheckpoint, signCheckpoint } from '../../src/audit/checkpoint.js';
 import { generateNoteKey, parseVerifierKey, signNote } from '../../src/audit/note.js';
-import { AuditError } from '../../src/core/errors.js';
+import { errorCodeOf } from '../support/error-code.js';
 
 const root = new Uint8Array(32).map((_, i) => i);
-
-const code = (fn: () => unknown): string | undefined => {
-  try {
-    fn();
-    return undefined;
-  } catch (err) {
-    return err instanceof AuditError ? err.code : String(err);
-  }
-};
 
 describe('tlog-checkpoint format', () => {
   it('is origin, decimal size and base64 root, one per line', () => {
@@ -39,7 +30,7 @@ describe('tlog-checkpoint format', () => {
   it('refuses non-canonical bodies', () => {
     const b64 = Buffer.from(root).toString('base64');
     for (const bad of [`o\n01\n${b64}\n`, `o\n-1\n${b64}\n`, `o\n1\n${b64}`, `\n1\n${b64}\n`, 'o\n1\nAAAA\n', `o\n1\n${b64}\n\n`, `o\n1e3\n${b64}\n`]) {
-      expect(code(() => parseCheckpoint(bad)), JSON.stringify(bad)).toBe('audit.checkpoint_invalid');
+      expect(errorCodeOf(() => parseCheckpoint(bad)), JSON.stringify(bad)).toBe('audit.checkpoint_invalid');
     }
   });
 });
@@ -56,6 +47,6 @@ describe('signed checkpoints', () => {
 
   it('refuse a checkpoint whose origin is not the key name', () => {
     const note = signNote(formatCheckpoint({ origin: 'another.log/x', size: 7, rootHash: root }), signer);
-    expect(code(() => openCheckpoint(note, verifier))).toBe('audit.checkpoint_invalid');
+    expect(errorCodeOf(() => openCheckpoint(note, verifier))).toBe('audit.checkpoint_invalid');
   });
 });

@@ -11,7 +11,7 @@ import {
   signNote,
   signerFromPkcs8,
 } from '../../src/audit/note.js';
-import { AuditError } from '../../src/core/errors.js';
+import { errorCodeOf } from '../support/error-code.js';
 
 /** golang.org/x/mod/sumdb/note's published vectors; see test/vectors/go-sumdb-note/README.md. */
 const go = JSON.parse(readFileSync(new URL('../vectors/go-sumdb-note/vectors.json', import.meta.url), 'utf8')) as {
@@ -28,15 +28,6 @@ function goSigner(skey: string) {
   const raw = Buffer.from(rest.join('+'), 'base64');
   return ed25519Signer(name, ed25519PrivateKeyFromSeed(raw.subarray(1)));
 }
-
-const code = (fn: () => unknown): string | undefined => {
-  try {
-    fn();
-    return undefined;
-  } catch (err) {
-    return err instanceof AuditError ? err.code : String(err);
-  }
-};
 
 describe('signed notes, against golang.org/x/mod/sumdb/note', () => {
   it('derives the Go verifier key (name, key id, encoding) from the Go signer key', () => {
@@ -79,14 +70,14 @@ describe('signed notes: rejection', () => {
       fc.property(fc.nat({ max: text.length - 2 }), fc.constantFrom('0', '1', 'x', 'Z'), (at, ch) => {
         fc.pre(text[at] !== ch && text[at] !== '\n');
         const forged = `${text.slice(0, at)}${ch}${text.slice(at + 1)}${note.slice(text.length)}`;
-        expect(code(() => openNote(forged, verifier))).toBe('audit.checkpoint_invalid');
+        expect(errorCodeOf(() => openNote(forged, verifier))).toBe('audit.checkpoint_invalid');
       }),
     );
   });
 
   it('rejects a note signed only by another key, even one with the same name', () => {
     const other = generateNoteKey('rampart.local/audit/test').signer;
-    expect(code(() => openNote(signNote(text, other), verifier))).toBe('audit.checkpoint_invalid');
+    expect(errorCodeOf(() => openNote(signNote(text, other), verifier))).toBe('audit.checkpoint_invalid');
   });
 
   it('ignores signatures by unknown keys next to a valid one', () => {
@@ -98,13 +89,13 @@ describe('signed notes: rejection', () => {
   });
 
   it('rejects malformed notes and keys', () => {
-    expect(code(() => openNote(text, verifier))).toBe('audit.checkpoint_invalid');
-    expect(code(() => openNote(`${text}\n— ${signer.name} !!!\n`, verifier))).toBe('audit.checkpoint_invalid');
-    expect(code(() => openNote(`a\u0001${signNote(text, signer)}`, verifier))).toBe('audit.checkpoint_invalid');
-    expect(code(() => signNote('no newline', signer))).toBe('audit.checkpoint_invalid');
-    expect(code(() => parseVerifierKey(go.verifierKey.replace('c74f20a3', 'c74f20a4')))).toBe('audit.checkpoint_invalid');
-    expect(code(() => parseVerifierKey('a b+c74f20a3+ARpc2QcUPDhMQegwxbzhKqiBfsVkmqq/LDE4izWy10TW'))).toBe('audit.checkpoint_invalid');
-    expect(code(() => parseVerifierKey(`${go.verifierKey}x`))).toBe('audit.checkpoint_invalid');
-    expect(code(() => generateNoteKey('has+plus'))).toBe('audit.checkpoint_invalid');
+    expect(errorCodeOf(() => openNote(text, verifier))).toBe('audit.checkpoint_invalid');
+    expect(errorCodeOf(() => openNote(`${text}\n— ${signer.name} !!!\n`, verifier))).toBe('audit.checkpoint_invalid');
+    expect(errorCodeOf(() => openNote(`a\u0001${signNote(text, signer)}`, verifier))).toBe('audit.checkpoint_invalid');
+    expect(errorCodeOf(() => signNote('no newline', signer))).toBe('audit.checkpoint_invalid');
+    expect(errorCodeOf(() => parseVerifierKey(go.verifierKey.replace('c74f20a3', 'c74f20a4')))).toBe('audit.checkpoint_invalid');
+    expect(errorCodeOf(() => parseVerifierKey('a b+c74f20a3+ARpc2QcUPDhMQegwxbzhKqiBfsVkmqq/LDE4izWy10TW'))).toBe('audit.checkpoint_invalid');
+    expect(errorCodeOf(() => parseVerifierKey(`${go.verifierKey}x`))).toBe('audit.checkpoint_invalid');
+    expect(errorCodeOf(() => generateNoteKey('has+plus'))).toBe('audit.checkpoint_invalid');
   });
 });

@@ -2,7 +2,7 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { CedarWasmEvaluator } from '../../src/authz/cedar-wasm-evaluator.js';
 import type { EntityJson, EntityUid, EvaluationRequest, PolicyEvaluator } from '../../src/authz/evaluator.js';
-import { AuthzError } from '../../src/core/errors.js';
+import { errorCodeOf } from '../support/error-code.js';
 
 /** Every engine behind PolicyEvaluator is held to these, as to the conformance suite. */
 const evaluators: PolicyEvaluator[] = [new CedarWasmEvaluator()];
@@ -26,15 +26,6 @@ const request = (principal: string, act: string, context: EvaluationRequest['con
   context,
   entities,
 });
-
-const code = (fn: () => unknown): string | undefined => {
-  try {
-    fn();
-    return undefined;
-  } catch (err) {
-    return err instanceof AuthzError ? err.code : String(err);
-  }
-};
 
 const SCHEMA = `
 entity Role;
@@ -125,7 +116,7 @@ for (const evaluator of evaluators) {
 
       it('refuses a set of files in which two policies share an id', () => {
         const twice = '@id("p") permit(principal, action, resource);';
-        expect(code(() => evaluator.prepare({ policies: { 'a.cedar': twice, 'b.cedar': twice } }))).toBe('authz.evaluation_failed');
+        expect(errorCodeOf(() => evaluator.prepare({ policies: { 'a.cedar': twice, 'b.cedar': twice } }))).toBe('authz.evaluation_failed');
       });
     });
 
@@ -150,15 +141,15 @@ for (const evaluator of evaluators) {
       });
 
       it('throws authz.evaluation_failed for policies or a schema that do not parse', () => {
-        expect(code(() => evaluator.prepare({ policies: 'permit(principal, action' }))).toBe('authz.evaluation_failed');
-        expect(code(() => evaluator.prepare({ policies: '', schema: 'entity User in [' }))).toBe('authz.evaluation_failed');
+        expect(errorCodeOf(() => evaluator.prepare({ policies: 'permit(principal, action' }))).toBe('authz.evaluation_failed');
+        expect(errorCodeOf(() => evaluator.prepare({ policies: '', schema: 'entity User in [' }))).toBe('authz.evaluation_failed');
       });
 
       it('throws authz.evaluation_failed for a request that does not conform to the schema', async () => {
         const set = await evaluator.prepare({ policies: 'permit(principal, action, resource);', schema: SCHEMA });
         expect(evaluator.isAuthorized(set, request('bob', 'read', { hour: 9 })).decision).toBe('allow');
-        expect(code(() => evaluator.isAuthorized(set, request('bob', 'read', { hour: 'nine' })))).toBe('authz.evaluation_failed');
-        expect(code(() => evaluator.isAuthorized(set, { ...request('bob', 'read'), resource: user('bob') }))).toBe(
+        expect(errorCodeOf(() => evaluator.isAuthorized(set, request('bob', 'read', { hour: 'nine' })))).toBe('authz.evaluation_failed');
+        expect(errorCodeOf(() => evaluator.isAuthorized(set, { ...request('bob', 'read'), resource: user('bob') }))).toBe(
           'authz.evaluation_failed',
         );
         // Without request validation the mistyped resource is evaluated (and nothing applies to it).
@@ -200,7 +191,7 @@ for (const evaluator of evaluators) {
     });
 
     it('refuses a prepared set it did not make', () => {
-      expect(code(() => evaluator.isAuthorized({ effects: new Map(), hasSchema: false }, request('bob', 'read')))).toBe(
+      expect(errorCodeOf(() => evaluator.isAuthorized({ effects: new Map(), hasSchema: false }, request('bob', 'read')))).toBe(
         'authz.evaluation_failed',
       );
     });
