@@ -94,8 +94,7 @@ export async function buildApp(runtime: Runtime, options: BuildAppOptions = {}):
     }
     const config = req.routeOptions.config;
     if (config.public) return;
-    if (config.attestation) return; // node attestation: the evidence in the body authenticates (routes/pki-agent.ts)
-    if (config.vaultLogin) return; // Vault login (AppRole): likewise the credentials in the body (vault/auth-approle.ts)
+    if (config.credentialsInBody) return; // the handler authenticates (routes/pki-agent.ts, vault/auth-approle.ts)
     const ctx = req.rampart;
     const authenticated = await authenticate(req, {
       tokens: runtime.stores.tokens,

@@ -73,7 +73,12 @@ declare module 'fastify' {
     authz?: RouteAuthz;
     /** Vault-compatible routes (src/server/vault/): errors answer `{"errors":[…]}`, not problem+json. */
     vault?: boolean;
-    /** Vault logins (AppRole): no token yet; the credentials in the body authenticate, the handler audits. */
-    vaultLogin?: boolean;
+    /**
+     * Logins and node attestation: no credential in the headers, because the evidence in the body
+     * (an AppRole secret-id, a join token, a Kubernetes token) is the credential. The handler
+     * verifies it, sets the principal it proves and asks Cedar; the audit hook records the
+     * request either way.
+     */
+    credentialsInBody?: boolean;
   }
 }

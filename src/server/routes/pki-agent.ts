@@ -19,17 +19,6 @@ import { authorizeRequest } from '../authorize.js';
 import { Registration } from './pki-registrations.js';
 import { errorResponses } from './schemas.js';
 
-declare module 'fastify' {
-  interface FastifyContextConfig {
-    /**
-     * Node attestation: the route runs without a credential in the headers because the evidence
-     * in the body is the credential. The handler verifies it, sets the principal it proves and
-     * asks Cedar; the audit hook records the request either way.
-     */
-    attestation?: boolean;
-  }
-}
-
 const Svid = Type.Object({
   spiffe_id: Type.String(),
   certificate: Type.String({ description: 'PEM X.509-SVID' }),
@@ -122,7 +111,7 @@ export const pkiAgentRoutes =
     app.post<{ Body: Static<typeof AttestBody> }>(
       '/v1/pki/agent/attest',
       {
-        config: { attestation: true },
+        config: { credentialsInBody: true },
         schema: { summary: "Attest a node (join token or Kubernetes token) and sign the agent's CSR", security: [], body: AttestBody, response: { 200: Attested, ...errorResponses } },
       },
       async (req) => {

@@ -133,7 +133,7 @@ async function secretIdAction(req: VaultRequest, role: AppRoleRecord, sub: strin
 export const appRoleLoginRoute =
   (runtime: Runtime): FastifyPluginAsync =>
   async (app) => {
-    app.post('/v1/auth/approle/login', { config: { vault: true, vaultLogin: true }, schema: { hide: true } }, async (req, reply) => {
+    app.post('/v1/auth/approle/login', { config: { vault: true, credentialsInBody: true }, schema: { hide: true } }, async (req, reply) => {
       const ctx = req.rampart;
       const named = req.headers['x-rampart-tenant'] ?? vaultNamespaceTenant(req.headers['x-vault-namespace']);
       if (named !== undefined && typeof named !== 'string') throw new SecretsError('secrets.invalid_request', 'name one namespace');
