@@ -84,7 +84,8 @@ export function toHex(h: Uint8Array): string {
   return Buffer.from(h.buffer, h.byteOffset, h.byteLength).toString('hex');
 }
 
-function bytesEqual(a: Uint8Array, b: Uint8Array): boolean {
+/** Compares two byte strings in time independent of where they differ. */
+export function bytesEqual(a: Uint8Array, b: Uint8Array): boolean {
   if (a.length !== b.length) return false;
   let diff = 0;
   for (let i = 0; i < a.length; i++) diff |= (a[i] as number) ^ (b[i] as number);
@@ -95,22 +96,22 @@ function bytesEqual(a: Uint8Array, b: Uint8Array): boolean {
 // Argument checks. Sizes, indices and hashes reach the verifiers straight from the network, so
 // every malformed value becomes a coded error before any arithmetic is done with it.
 
-function rangeError(message: string, details: Record<string, unknown>): AuditError {
+export function rangeError(message: string, details: Record<string, unknown>): AuditError {
   return new AuditError('audit.range_invalid', message, { details });
 }
 
-function proofError(message: string, details: Record<string, unknown>): AuditError {
+export function proofError(message: string, details: Record<string, unknown>): AuditError {
   return new AuditError('audit.proof_invalid', message, { details });
 }
 
-function requireCount(name: string, value: unknown): number {
+export function requireCount(name: string, value: unknown): number {
   if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 0) {
     throw rangeError(`${name} must be a non-negative safe integer`, { [name]: describe(value) });
   }
   return value;
 }
 
-function requireHash(name: string, value: unknown): Hash {
+export function requireHash(name: string, value: unknown): Hash {
   if (!(value instanceof Uint8Array) || value.length !== HASH_SIZE) {
     throw proofError(`${name} is not a ${HASH_SIZE}-byte hash`, {
       field: name,
@@ -120,7 +121,7 @@ function requireHash(name: string, value: unknown): Hash {
   return value;
 }
 
-function requireProof(value: unknown): Hash[] {
+export function requireProof(value: unknown): Hash[] {
   if (!Array.isArray(value)) throw proofError('proof must be an array of hashes', { field: 'proof' });
   return value.map((h, i) => requireHash(`proof[${i}]`, h));
 }
@@ -132,7 +133,7 @@ function describe(value: unknown): unknown {
 // ---------------------------------------------------------------------------------------------
 // Bit helpers on bigints (exact for every safe integer).
 
-function bitLength(x: bigint): number {
+export function bitLength(x: bigint): number {
   return x === 0n ? 0 : x.toString(2).length;
 }
 
@@ -154,7 +155,7 @@ function popcountNumber(x: number): number {
 }
 
 /** The k of RFC 6962 §2.1: the largest power of two smaller than n (n > 1). */
-function splitPoint(n: number): number {
+export function splitPoint(n: number): number {
   let k = 1;
   while (k * 2 < n) k *= 2;
   return k;
@@ -336,7 +337,8 @@ export function consistencyRanges(size1: number, size2: number): [number, number
   return ranges.reverse();
 }
 
-async function hashRanges(ranges: [number, number][], leaves: LeafSource): Promise<Hash[]> {
+/** MTH of each range [lo, hi), in order, read through `leaves`. */
+export async function hashRanges(ranges: [number, number][], leaves: LeafSource): Promise<Hash[]> {
   const out: Hash[] = [];
   for (const [s, e] of ranges) out.push(await subtreeRoot(s, e, leaves));
   return out;
