@@ -2,6 +2,7 @@ import 'reflect-metadata';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import type { FastifyInstance } from 'fastify';
 import { sql } from 'kysely';
 import { Checkpointer } from '../src/audit/checkpointer.js';
 import { AUDIT_SCHEMA_VERSION, type AuditEvent } from '../src/audit/event.js';
@@ -21,6 +22,7 @@ import { SqlAuditStore } from '../src/store/audit-store.js';
 import { backfillTreeNodes } from '../src/store/audit-tree-nodes.js';
 import { SqlCheckpointStore } from '../src/store/checkpoint-store.js';
 import { type StoreDatabase, openDatabase } from '../src/store/database.js';
+import { startServerProcess } from '../test/support/processes.js';
 import { createThrowawayDatabase } from '../test/support/throwaway-database.js';
 import { emitter, note, positiveNumber, round } from './report.js';
 
@@ -32,6 +34,7 @@ import { emitter, note, positiveNumber, round } from './report.js';
  *
  *   npx tsx bench/audit.ts
  *   BENCH_SECONDS=3 BENCH_AUDIT_VERIFY_ENTRIES=200000 BENCH_AUDIT_PROOF_SIZES=1000000 npx tsx bench/audit.ts
+ *   BENCH_AUDIT_CASES=online BENCH_AUDIT_SERVER=inline npx tsx bench/audit.ts
  *   RAMPART_BENCH_DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres npx tsx bench/audit.ts
  *
  * SQLite runs in a temporary directory with synchronous = FULL (what a server runs); with
@@ -46,6 +49,15 @@ const proofSizes = (process.env.BENCH_AUDIT_PROOF_SIZES ?? '1000000,10000000').s
 const pgAdminUrl = process.env.RAMPART_BENCH_DATABASE_URL || undefined;
 const verifyEntries = positiveNumber('BENCH_AUDIT_VERIFY_ENTRIES', 200_000);
 const onlineEntries = positiveNumber('BENCH_AUDIT_ONLINE_ENTRIES', 100_000);
+/** Which parts run: any of `log`, `online`, `proofs` (default all), e.g. BENCH_AUDIT_CASES=online. */
+const cases = new Set((process.env.BENCH_AUDIT_CASES ?? 'log,online,proofs').split(',').map((c) => c.trim()));
+/**
+ * Where the online case's server runs: `process` (default) is `rampart server` as its own
+ * process, as a user runs it, so the client's and the server's CPU are measured apart; `inline`
+ * builds the app in this process (client + server in one figure, as the first measurements did).
+ */
+const onlineServer = process.env.BENCH_AUDIT_SERVER ?? 'process';
+if (onlineServer !== 'process' && onlineServer !== 'inline') throw new Error(`BENCH_AUDIT_SERVER must be process or inline (got "${onlineServer}")`);
 
 const sealer: Sealer = { encrypt: (_t, _i, p) => Buffer.from(p).toString('base64'), decrypt: (_t, _i, c) => Buffer.from(c, 'base64') };
 
@@ -191,36 +203,62 @@ async function proofBench(size: number): Promise<void> {
 }
 
 /**
- * `rampart audit verify` online: the real server on SQLite over HTTPS, a log of
+ * `rampart audit verify` online with the server in this process (BENCH_AUDIT_SERVER=inline): the
+ * real server on SQLite over HTTPS, a log of
  * BENCH_AUDIT_ONLINE_ENTRIES events written through its store, verified from the tiles with the
- * CLI's own fetcher (every bundle and tile request authenticated, authorized and audited).
+ * CLI's own fetcher (every bundle request authenticated, authorized and audited; hash tiles are
+ * public). Client and server share this process, so every CPU figure is client + server.
+ *
+ * Three cases, each with a fresh fetcher (new TLS connections): `first` is the first run of the
+ * process (cold JIT, cold tile cache: what the old single figure measured); `cold_cache` a later
+ * run against a freshly built app (warm JIT, empty tile cache: a server's first verification
+ * after a restart); `warm_cache` a run against the app that just served everything (tiles and
+ * bundles from memory: every later verification, while they stay cached).
  */
-async function onlineVerifyBench(): Promise<void> {
+async function onlineVerifyBenchInline(): Promise<void> {
   const dataDir = mkdtempSync(join(tmpdir(), 'rampart-bench-audit-online-'));
   try {
     const config = resolveServerConfig({ dataDir, listen: '127.0.0.1:0', logLevel: 'silent' }, {});
     const runtime = await startRuntime(config, { logger: createLogger({ level: 'silent' }), integrateEveryMs: 0 });
-    const app = await buildApp(runtime, { https: { key: runtime.tls.keyPem, cert: runtime.tls.certPem, ca: runtime.trustBundlePem, minVersion: 'TLSv1.3' } });
-    try {
+    const serve = async (): Promise<{ app: FastifyInstance; addr: string }> => {
+      const app = await buildApp(runtime, { https: { key: runtime.tls.keyPem, cert: runtime.tls.certPem, ca: runtime.trustBundlePem, minVersion: 'TLSv1.3' } });
       await app.listen({ host: '127.0.0.1', port: 0 });
       const address = app.server.address();
-      const addr = `https://127.0.0.1:${typeof address === 'object' && address ? address.port : 0}`;
+      return { app, addr: `https://127.0.0.1:${typeof address === 'object' && address ? address.port : 0}` };
+    };
+    let server = await serve();
+    try {
       for (let have = 0; have < onlineEntries; have += 2000) {
         await runtime.stores.audit.insert(Array.from({ length: 2000 }, () => runtime.audit.rowFor(event())));
         await runtime.audit.integrateAll();
       }
       await runtime.checkpointer.checkpoint();
-      const fetcher = tlogFetcher({ addr, token: readFileSync(runtime.files.adminToken, 'utf8').trim(), caPem: Buffer.from(runtime.trustBundlePem), tenant: undefined });
-      try {
-        const v0 = performance.now();
-        const report = await verifyLog(tlogSource((path) => fetcher.get(`/v1/audit/tlog/${path}`)), { verifier: parseVerifierKey(runtime.checkpointer.verifierKey) });
-        if (!report.ok) throw new Error(`online verification failed: ${JSON.stringify(report.problems.slice(0, 3))}`);
-        emit({ store: 'sqlite', entries: report.entriesChecked, tiles: report.tilesChecked, metric: 'verify_online_entries', value: round(report.entriesChecked / ((performance.now() - v0) / 1000), 0), unit: 'entries/s' });
-      } finally {
-        fetcher.close();
-      }
+      const token = readFileSync(runtime.files.adminToken, 'utf8').trim();
+      const verifier = parseVerifierKey(runtime.checkpointer.verifierKey);
+      const verifyOnce = async (run: string): Promise<void> => {
+        const fetcher = tlogFetcher({ addr: server.addr, token, caPem: Buffer.from(runtime.trustBundlePem), tenant: undefined });
+        try {
+          const v0 = performance.now();
+          const cpu0 = process.cpuUsage();
+          const report = await verifyLog(tlogSource((path) => fetcher.get(`/v1/audit/tlog/${path}`)), { verifier });
+          const cpu = process.cpuUsage(cpu0);
+          const wall = (performance.now() - v0) / 1000;
+          if (!report.ok) throw new Error(`online verification failed: ${JSON.stringify(report.problems.slice(0, 3))}`);
+          const metric = run === 'first' ? 'verify_online_entries' : `verify_online_entries_${run}`;
+          emit({ store: 'sqlite', server: 'inline', run, entries: report.entriesChecked, tiles: report.tilesChecked, metric, value: round(report.entriesChecked / wall, 0), unit: 'entries/s' });
+          // CPU time of every thread of the process (client, server and the leaf-hashing worker).
+          emit({ store: 'sqlite', server: 'inline', run, metric: `${metric}_cpu_seconds_per_100k`, value: round(((cpu.user + cpu.system) / 1e6) * (100_000 / report.entriesChecked), 3), unit: 's' });
+        } finally {
+          fetcher.close();
+        }
+      };
+      await verifyOnce('first');
+      await server.app.close();
+      server = await serve();
+      await verifyOnce('cold_cache');
+      await verifyOnce('warm_cache');
     } finally {
-      await app.close();
+      await server.app.close();
       await runtime.close();
     }
   } finally {
@@ -228,16 +266,102 @@ async function onlineVerifyBench(): Promise<void> {
   }
 }
 
-async function main(): Promise<void> {
-  const dataDir = mkdtempSync(join(tmpdir(), 'rampart-bench-audit-'));
-  const database = await openDatabase({ dataDir });
+/** Clock ticks per second of /proc/<pid>/stat's utime and stime (USER_HZ: 100 on Linux). */
+const USER_HZ = 100;
+
+/** User + system CPU seconds a process has used so far, from /proc/<pid>/stat (Linux). */
+function processCpuSeconds(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  // Fields after the parenthesised command name, which may itself hold spaces: utime and stime
+  // are fields 14 and 15 of the line, so 12 and 13 after it.
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(fields[11]) + Number(fields[12])) / USER_HZ;
+}
+
+/**
+ * `rampart audit verify` online in the topology a user has: `rampart server` in its own process
+ * (from source through tsx, as the integration tests start it) on a temporary SQLite data
+ * directory and an ephemeral port, and the verifier (verifyLog over tlogSource and the CLI's
+ * fetcher, with its leaf-hashing worker) in this process. The log of BENCH_AUDIT_ONLINE_ENTRIES
+ * events is written through the store before the server starts, by a runtime opened on the same
+ * data directory (faster than 100k audited API calls, and the rows are what the server writes).
+ *
+ * The client's CPU is this process's (main thread + worker, `process.cpuUsage`); the server's
+ * is read from /proc/<pid>/stat before and after, so it includes whatever else the server did
+ * meanwhile (integration ticks, auditing each bundle request). `first` and `cold_cache` each run
+ * against a freshly started server (empty tile cache); `first` also has this process's JIT
+ * cold; `warm_cache` runs again against the server that just served everything.
+ */
+async function onlineVerifyBenchProcess(): Promise<void> {
+  const dataDir = mkdtempSync(join(tmpdir(), 'rampart-bench-audit-online-'));
   try {
-    await logBench('sqlite', database);
+    const config = resolveServerConfig({ dataDir, listen: '127.0.0.1:0', logLevel: 'silent' }, {});
+    const runtime = await startRuntime(config, { logger: createLogger({ level: 'silent' }), integrateEveryMs: 0 });
+    let token: string;
+    let caPem: Buffer;
+    let verifierKey: string;
+    try {
+      for (let have = 0; have < onlineEntries; have += 2000) {
+        await runtime.stores.audit.insert(Array.from({ length: 2000 }, () => runtime.audit.rowFor(event())));
+        await runtime.audit.integrateAll();
+      }
+      await runtime.checkpointer.checkpoint();
+      token = readFileSync(runtime.files.adminToken, 'utf8').trim();
+      caPem = Buffer.from(runtime.trustBundlePem);
+      verifierKey = runtime.checkpointer.verifierKey;
+    } finally {
+      await runtime.close();
+    }
+    const verifier = parseVerifierKey(verifierKey);
+    const verifyOnce = async (run: string, addr: string, pid: number): Promise<void> => {
+      const fetcher = tlogFetcher({ addr, token, caPem, tenant: undefined });
+      try {
+        const v0 = performance.now();
+        const server0 = processCpuSeconds(pid);
+        const cpu0 = process.cpuUsage();
+        const report = await verifyLog(tlogSource((path) => fetcher.get(`/v1/audit/tlog/${path}`)), { verifier });
+        const cpu = process.cpuUsage(cpu0);
+        const serverCpu = processCpuSeconds(pid) - server0;
+        const wall = (performance.now() - v0) / 1000;
+        if (!report.ok) throw new Error(`online verification failed: ${JSON.stringify(report.problems.slice(0, 3))}`);
+        const per100k = 100_000 / report.entriesChecked;
+        const metric = run === 'first' ? 'verify_online_entries' : `verify_online_entries_${run}`;
+        const tags = { store: 'sqlite', server: 'process', run };
+        emit({ ...tags, entries: report.entriesChecked, tiles: report.tilesChecked, metric, value: round(report.entriesChecked / wall, 0), unit: 'entries/s' });
+        emit({ ...tags, metric: `${metric}_client_cpu_seconds_per_100k`, value: round(((cpu.user + cpu.system) / 1e6) * per100k, 3), unit: 's' });
+        emit({ ...tags, metric: `${metric}_server_cpu_seconds_per_100k`, value: round(serverCpu * per100k, 3), unit: 's' });
+      } finally {
+        fetcher.close();
+      }
+    };
+    const start = () => startServerProcess(['--data-dir', dataDir], { RAMPART_LOG_LEVEL: 'error' });
+    let server = await start();
+    try {
+      await verifyOnce('first', server.addr, server.child.pid as number);
+      await server.stop();
+      server = await start();
+      await verifyOnce('cold_cache', server.addr, server.child.pid as number);
+      await verifyOnce('warm_cache', server.addr, server.child.pid as number);
+    } finally {
+      await server.stop();
+    }
   } finally {
-    await database.close();
     rmSync(dataDir, { recursive: true, force: true });
   }
-  if (pgAdminUrl) {
+}
+
+async function main(): Promise<void> {
+  if (cases.has('log')) {
+    const dataDir = mkdtempSync(join(tmpdir(), 'rampart-bench-audit-'));
+    const database = await openDatabase({ dataDir });
+    try {
+      await logBench('sqlite', database);
+    } finally {
+      await database.close();
+      rmSync(dataDir, { recursive: true, force: true });
+    }
+  }
+  if (pgAdminUrl && cases.has('log')) {
     note(`PostgreSQL: a throwaway database on ${redactUrl(pgAdminUrl)}`);
     const created = await createThrowawayDatabase(pgAdminUrl, 'rampart_bench');
     const pgDir = mkdtempSync(join(tmpdir(), 'rampart-bench-audit-pg-'));
@@ -250,8 +374,8 @@ async function main(): Promise<void> {
       rmSync(pgDir, { recursive: true, force: true });
     }
   }
-  await onlineVerifyBench();
-  for (const size of proofSizes) await proofBench(size);
+  if (cases.has('online')) await (onlineServer === 'process' ? onlineVerifyBenchProcess() : onlineVerifyBenchInline());
+  if (cases.has('proofs')) for (const size of proofSizes) await proofBench(size);
 }
 
 await main();

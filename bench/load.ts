@@ -1,12 +1,16 @@
-import { request as httpsRequest, Agent } from 'node:https';
+import { readFileSync } from 'node:fs';
+import { request as httpsRequest, Agent, type AgentOptions } from 'node:https';
 import { performance } from 'node:perf_hooks';
+import { Worker, isMainThread, parentPort, workerData } from 'node:worker_threads';
 
 /**
  * A small closed-loop HTTPS load generator for the benchmarks: `concurrency` workers, each with
  * one request in flight at a time on its own keep-alive connection, for a fixed duration.
  *
- * It runs in the process that also hosts the servers under test, so it shares their CPU and
- * (by default) their event loop; bench/README.md says how to read the figures. It only ever
+ * By default the loop runs in a `worker_threads` worker, so the server under test keeps its event
+ * loop to itself, as it would in a deployment; the two threads still share the machine's cores.
+ * `BENCH_CLIENT=inline` runs it on the main thread instead (the mode of the figures recorded
+ * before the worker existed: client and server then take turns on one event loop). It only ever
  * targets loopback addresses, and it stops by itself: no request is started after the deadline
  * and each request is abandoned after `requestTimeoutMs`.
  */
@@ -25,7 +29,11 @@ export interface LoadOptions {
   readonly requestTimeoutMs?: number;
 }
 
+/** Where the load generator runs: its own thread (`worker`), or the servers' event loop (`inline`). */
+export type LoadMode = 'worker' | 'inline';
+
 export interface LoadResult {
+  readonly mode: LoadMode;
   /** Requests that completed (any status) or failed, in the measured window. */
   readonly requests: number;
   /** Non-2xx answers plus transport failures. */
@@ -39,19 +47,68 @@ export interface LoadResult {
   readonly latenciesMs: Float64Array;
   /** Process CPU time (all threads: servers, client, SQLite) over the window, milliseconds. */
   readonly cpuMs: number;
+  /**
+   * CPU time of the main thread over the window, milliseconds: the servers' event loop (and, in
+   * `inline` mode, the client too). Undefined where the OS does not report per-thread CPU time
+   * (read from /proc/thread-self/stat on Linux, 10 ms resolution).
+   */
+  readonly mainThreadCpuMs: number | undefined;
+  /** CPU time of the load generator's thread (`worker` mode on Linux only), milliseconds. */
+  readonly clientCpuMs: number | undefined;
   /** Event-loop utilization of the main thread over the window, 0..1. */
   readonly eventLoopUtilization: number;
 }
 
+/** `BENCH_CLIENT`: `worker` (default) or `inline`. */
+export function loadMode(): LoadMode {
+  const raw = process.env.BENCH_CLIENT ?? '';
+  if (raw === '' || raw === 'worker') return 'worker';
+  if (raw === 'inline') return 'inline';
+  throw new Error(`BENCH_CLIENT must be "worker" or "inline" (got "${raw}")`);
+}
+
+/** The `client` field of a bench's `env` line. */
+export function clientDescription(mode: LoadMode = loadMode()): string {
+  return mode === 'worker'
+    ? 'node:https keep-alive Agent in a worker_threads worker (BENCH_CLIENT=worker): the servers own the main event loop'
+    : 'node:https keep-alive Agent on the main thread (BENCH_CLIENT=inline): same event loop as the servers';
+}
+
+const agentOptions = (options: { concurrency: number; ca: string }): AgentOptions => ({
+  keepAlive: true,
+  maxSockets: options.concurrency,
+  maxFreeSockets: options.concurrency,
+  scheduling: 'lifo',
+  ca: options.ca,
+  minVersion: 'TLSv1.3',
+});
+
+/**
+ * The agent a bench sends its setup requests with. In `worker` mode it also owns the load
+ * thread, which has an agent of its own with the same settings (an Agent cannot cross threads);
+ * `destroy()` ends both, and the thread never keeps the process alive by itself.
+ */
+class LoadAgent extends Agent {
+  #thread: LoadThread | undefined;
+
+  constructor(readonly settings: { readonly concurrency: number; readonly ca: string }) {
+    super(agentOptions(settings));
+  }
+
+  thread(): LoadThread {
+    this.#thread ??= new LoadThread(this.settings);
+    return this.#thread;
+  }
+
+  override destroy(): void {
+    this.#thread?.terminate();
+    this.#thread = undefined;
+    super.destroy();
+  }
+}
+
 export function keepAliveAgent(options: { concurrency: number; ca: string }): Agent {
-  return new Agent({
-    keepAlive: true,
-    maxSockets: options.concurrency,
-    maxFreeSockets: options.concurrency,
-    scheduling: 'lifo',
-    ca: options.ca,
-    minVersion: 'TLSv1.3',
-  });
+  return new LoadAgent(options);
 }
 
 const LOOPBACK = new Set(['127.0.0.1', 'localhost', '[::1]', '::1']);
@@ -91,11 +148,34 @@ export function send(agent: Agent, target: LoadTarget, timeoutMs = 10_000): Prom
   });
 }
 
+/** What the closed loop itself measures, wherever it runs. */
+interface LoopResult {
+  readonly requests: number;
+  readonly errors: number;
+  readonly statuses: Record<string, number>;
+  readonly firstError: string | undefined;
+  readonly elapsedMs: number;
+  readonly latenciesMs: Float64Array;
+  readonly threadCpuMs: number | undefined;
+}
+
 /**
- * Runs the closed loop for `durationMs` and returns what it measured. Requests already in flight
- * at the deadline are allowed to finish and are counted; the elapsed time includes them.
+ * CPU time (user + system) of the calling thread in milliseconds, from Linux's
+ * /proc/thread-self/stat (fields 14 and 15, in clock ticks of 10 ms); undefined elsewhere.
+ * Node 20 has no per-thread `cpuUsage`, and `process.cpuUsage()` sums every thread.
  */
-export async function runLoad(agent: Agent, target: LoadTarget, options: LoadOptions): Promise<LoadResult> {
+function threadCpuMs(): number | undefined {
+  try {
+    const stat = readFileSync('/proc/thread-self/stat', 'utf8');
+    // The command name (field 2) is parenthesized and may hold spaces: count from after it.
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return (Number(fields[11]) + Number(fields[12])) * 10;
+  } catch {
+    return undefined;
+  }
+}
+
+async function closedLoop(agent: Agent, target: LoadTarget, options: LoadOptions): Promise<LoopResult> {
   assertLoopback(new URL(target.url));
   const timeoutMs = options.requestTimeoutMs ?? 10_000;
   let latencies = new Float64Array(1 << 16);
@@ -105,10 +185,9 @@ export async function runLoad(agent: Agent, target: LoadTarget, options: LoadOpt
   let firstError: string | undefined;
   const statuses: Record<string, number> = {};
 
+  const cpu0 = threadCpuMs();
   const started = process.hrtime.bigint();
   const deadline = started + BigInt(Math.round(options.durationMs * 1e6));
-  const cpu0 = process.cpuUsage();
-  const elu0 = performance.eventLoopUtilization();
 
   const worker = async (): Promise<void> => {
     while (process.hrtime.bigint() < deadline) {
@@ -142,17 +221,112 @@ export async function runLoad(agent: Agent, target: LoadTarget, options: LoadOpt
   await Promise.all(Array.from({ length: options.concurrency }, worker));
 
   const elapsedMs = Number(process.hrtime.bigint() - started) / 1e6;
-  const cpu = process.cpuUsage(cpu0);
-  const elu = performance.eventLoopUtilization(elu0);
-  const sorted = latencies.slice(0, ok).sort();
+  const cpu1 = threadCpuMs();
   return {
     requests,
     errors,
     statuses,
     firstError,
     elapsedMs,
-    latenciesMs: sorted,
+    latenciesMs: latencies.slice(0, ok).sort(),
+    threadCpuMs: cpu0 === undefined || cpu1 === undefined ? undefined : cpu1 - cpu0,
+  };
+}
+
+const WORKER_KIND = 'rampart-bench-load';
+
+interface LoadRequest {
+  readonly id: number;
+  readonly target: LoadTarget;
+  readonly options: LoadOptions;
+}
+
+type LoadReply = { readonly id: number; readonly result: LoopResult } | { readonly id: number; readonly error: string };
+
+/**
+ * The load generator's thread. The benches run under tsx, whose loader a worker does not
+ * inherit on Node 20, so the worker registers it before importing this module again.
+ */
+class LoadThread {
+  readonly #worker: Worker;
+  readonly #pending = new Map<number, { resolve: (r: LoopResult) => void; reject: (e: Error) => void }>();
+  #next = 0;
+
+  constructor(settings: { readonly concurrency: number; readonly ca: string }) {
+    const self = JSON.stringify(import.meta.url);
+    let boot = `import(${self});`;
+    try {
+      boot = `import(${JSON.stringify(import.meta.resolve('tsx/esm/api'))}).then((tsx) => { tsx.register(); return import(${self}); });`;
+    } catch {
+      // Not under tsx (compiled JavaScript): the module loads as it is.
+    }
+    this.#worker = new Worker(boot, { eval: true, workerData: { kind: WORKER_KIND, settings } });
+    this.#worker.unref();
+    this.#worker.on('message', (reply: LoadReply) => {
+      const pending = this.#pending.get(reply.id);
+      this.#pending.delete(reply.id);
+      if ('error' in reply) pending?.reject(new Error(`load worker: ${reply.error}`));
+      else pending?.resolve(reply.result);
+    });
+    this.#worker.on('error', (err) => this.#failAll(err));
+    this.#worker.on('exit', (code) => this.#failAll(new Error(`load worker exited with code ${code}`)));
+  }
+
+  run(target: LoadTarget, options: LoadOptions): Promise<LoopResult> {
+    const id = this.#next++;
+    return new Promise<LoopResult>((resolve, reject) => {
+      this.#pending.set(id, { resolve, reject });
+      this.#worker.postMessage({ id, target, options } satisfies LoadRequest);
+    });
+  }
+
+  terminate(): void {
+    void this.#worker.terminate();
+  }
+
+  #failAll(err: Error): void {
+    for (const p of this.#pending.values()) p.reject(err);
+    this.#pending.clear();
+  }
+}
+
+if (!isMainThread && (workerData as { kind?: string } | null)?.kind === WORKER_KIND) {
+  const { settings } = workerData as { settings: { concurrency: number; ca: string } };
+  const agent = new Agent(agentOptions(settings));
+  parentPort!.on('message', (msg: LoadRequest) => {
+    closedLoop(agent, msg.target, msg.options).then(
+      (result) => parentPort!.postMessage({ id: msg.id, result } satisfies LoadReply, [result.latenciesMs.buffer as ArrayBuffer]),
+      (err: unknown) => parentPort!.postMessage({ id: msg.id, error: err instanceof Error ? err.message : String(err) } satisfies LoadReply),
+    );
+  });
+}
+
+/**
+ * Runs the closed loop for `durationMs` and returns what it measured. Requests already in flight
+ * at the deadline are allowed to finish and are counted; the elapsed time includes them.
+ */
+export async function runLoad(agent: Agent, target: LoadTarget, options: LoadOptions): Promise<LoadResult> {
+  assertLoopback(new URL(target.url));
+  const mode = loadMode();
+  const cpu0 = process.cpuUsage();
+  const main0 = threadCpuMs();
+  const elu0 = performance.eventLoopUtilization();
+  const loop = mode === 'worker' && agent instanceof LoadAgent ? await agent.thread().run(target, options) : await closedLoop(agent, target, options);
+  const cpu = process.cpuUsage(cpu0);
+  const main1 = threadCpuMs();
+  const elu = performance.eventLoopUtilization(elu0);
+  const inline = mode === 'inline' || !(agent instanceof LoadAgent);
+  return {
+    mode: inline ? 'inline' : 'worker',
+    requests: loop.requests,
+    errors: loop.errors,
+    statuses: loop.statuses,
+    firstError: loop.firstError,
+    elapsedMs: loop.elapsedMs,
+    latenciesMs: loop.latenciesMs,
     cpuMs: (cpu.user + cpu.system) / 1000,
+    mainThreadCpuMs: main0 === undefined || main1 === undefined ? undefined : main1 - main0,
+    clientCpuMs: inline ? undefined : loop.threadCpuMs,
     eventLoopUtilization: elu.utilization,
   };
 }

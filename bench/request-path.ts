@@ -8,7 +8,7 @@ import { redactUrl, resolveServerConfig } from '../src/core/config.js';
 import { createLogger } from '../src/core/logger.js';
 import { type Runtime, startRuntime } from '../src/runtime.js';
 import { buildApp } from '../src/server/app.js';
-import { type LoadResult, type LoadTarget, keepAliveAgent, percentile, runLoad, send } from './load.js';
+import { type LoadResult, type LoadTarget, clientDescription, keepAliveAgent, loadMode, percentile, runLoad, send } from './load.js';
 import { createThrowawayDatabase } from '../test/support/throwaway-database.js';
 import { emitter, note, positiveNumber, round } from './report.js';
 
@@ -20,6 +20,7 @@ import { emitter, note, positiveNumber, round } from './report.js';
  *   npm run bench
  *   BENCH_SECONDS=3 BENCH_CONCURRENCY=32 npx tsx bench/request-path.ts
  *   RAMPART_BENCH_DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres npm run bench
+ *   BENCH_CLIENT=inline npm run bench     # load generator on the servers' event loop (the old mode)
  */
 
 const BENCH = 'request-path';
@@ -140,10 +141,14 @@ async function measure(name: string, store: string | undefined, agent: Agent, ta
   emit({ ...tag, metric: 'p99', value: round(p99, 3), unit: 'ms' });
   emit({ ...tag, metric: 'errors', value: result.errors, unit: 'count' });
   emit({ ...tag, metric: 'cpu_per_req', value: round(result.cpuMs / Math.max(1, result.requests), 4), unit: 'ms' });
+  if (result.mainThreadCpuMs !== undefined) emit({ ...tag, metric: 'main_thread_cpu_per_req', value: round(result.mainThreadCpuMs / Math.max(1, result.requests), 4), unit: 'ms' });
+  if (result.clientCpuMs !== undefined) emit({ ...tag, metric: 'client_cpu_per_req', value: round(result.clientCpuMs / Math.max(1, result.requests), 4), unit: 'ms' });
   note(
     `  ${name}${store ? ` [${store}]` : ''}: ${result.requests} requests in ${(result.elapsedMs / 1000).toFixed(2)} s, ` +
       `${throughput.toFixed(0)} req/s, p50 ${p50.toFixed(2)} ms, p99 ${p99.toFixed(2)} ms, ` +
-      `process CPU ${(result.cpuMs / Math.max(1, result.requests)).toFixed(3)} ms/req, main-thread ELU ${(result.eventLoopUtilization * 100).toFixed(0)}%, ` +
+      `process CPU ${(result.cpuMs / Math.max(1, result.requests)).toFixed(3)} ms/req` +
+      (result.mainThreadCpuMs !== undefined ? ` (main thread ${(result.mainThreadCpuMs / Math.max(1, result.requests)).toFixed(3)})` : '') +
+      `, main-thread ELU ${(result.eventLoopUtilization * 100).toFixed(0)}%, ` +
       `statuses ${JSON.stringify(result.statuses)}`,
   );
   if (result.errors > 0) note(`  !! ${name}: ${result.errors} of ${result.requests} requests failed; first: ${result.firstError}`);
@@ -221,7 +226,8 @@ async function main(): Promise<void> {
     seconds,
     warmup_seconds: warmupSeconds,
     concurrency,
-    client: 'node:https keep-alive Agent, same process and event loop as the servers',
+    client_mode: loadMode(),
+    client: clientDescription(),
     tls: 'TLSv1.3',
   };
   emit({ metric: 'env', value: env });

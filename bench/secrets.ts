@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { resolveServerConfig } from '../src/core/config.js';
 import { createLogger } from '../src/core/logger.js';
 import { startRuntime } from '../src/runtime.js';
-import { type LoadTarget, keepAliveAgent, percentile, runLoad, send } from './load.js';
+import { type LoadTarget, clientDescription, keepAliveAgent, loadMode, percentile, runLoad, send } from './load.js';
 import { emitter, note, positiveNumber, round } from './report.js';
 import { listenHttps } from './listening.js';
 
@@ -19,6 +19,7 @@ import { listenHttps } from './listening.js';
  *   npx tsx bench/secrets.ts
  *   BENCH_SECONDS=3 BENCH_CONCURRENCY=32 npx tsx bench/secrets.ts
  *   RAMPART_DATABASE_URL=postgres://… npx tsx bench/secrets.ts     # PostgreSQL instead of SQLite
+ *   BENCH_CLIENT=inline npx tsx bench/secrets.ts                    # load generator on the server's event loop
  */
 
 const BENCH = 'secrets';
@@ -30,7 +31,7 @@ const emit = emitter(BENCH);
 
 async function main(): Promise<void> {
   const databaseUrl = process.env.RAMPART_DATABASE_URL || undefined;
-  emit({ metric: 'env', value: { node: process.version, cpus: cpus().length, cpu_model: cpus()[0]?.model ?? 'unknown', store: databaseUrl ? 'postgres' : 'sqlite', seconds, concurrency } });
+  emit({ metric: 'env', value: { node: process.version, cpus: cpus().length, cpu_model: cpus()[0]?.model ?? 'unknown', store: databaseUrl ? 'postgres' : 'sqlite', seconds, concurrency, client_mode: loadMode(), client: clientDescription() } });
   const dataDir = mkdtempSync(join(tmpdir(), 'rampart-bench-secrets-'));
   const config = resolveServerConfig({ dataDir, listen: '127.0.0.1:0', logLevel: 'silent', databaseUrl }, {});
   const runtime = await startRuntime(config, { logger: createLogger({ level: 'silent' }) });
@@ -65,6 +66,10 @@ async function main(): Promise<void> {
       emit({ case: name, metric: 'cpu', value: round(r.cpuMs / r.elapsedMs, 2), unit: 'cores' });
       // CPU per request (server, client and SQLite threads): the figure that survives a busy machine best.
       emit({ case: name, metric: 'cpu_per_req', value: round(r.cpuMs / Math.max(1, r.requests), 3), unit: 'ms' });
+      // The main thread alone: the server's event loop (plus the client in inline mode).
+      if (r.mainThreadCpuMs !== undefined) emit({ case: name, metric: 'main_thread_cpu_per_req', value: round(r.mainThreadCpuMs / Math.max(1, r.requests), 3), unit: 'ms' });
+      if (r.clientCpuMs !== undefined) emit({ case: name, metric: 'client_cpu_per_req', value: round(r.clientCpuMs / Math.max(1, r.requests), 3), unit: 'ms' });
+      emit({ case: name, metric: 'main_thread_elu', value: round(r.eventLoopUtilization, 2), unit: 'fraction' });
     }
     emit({ case: 'kv-read', metric: 'ratio_baseline_over_read', value: round(figures['vault-baseline']!.rate / figures['kv-read']!.rate, 2), unit: 'x' });
     emit({ case: 'kv-read', metric: 'goal_ratio', value: round(figures['kv-read']!.rate / GOALS.reads_per_s, 2), unit: `x of ${GOALS.reads_per_s} req/s` });

@@ -2,7 +2,6 @@ import 'reflect-metadata';
 import { randomBytes } from 'node:crypto';
 import { chmodSync, existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import * as x509 from '@peculiar/x509';
 import { sql } from 'kysely';
 import { AUDIT_SCHEMA_VERSION } from './audit/event.js';
 import { classifyEvent } from './audit/ocsf.js';
@@ -27,15 +26,20 @@ import { DEFAULT_TENANT } from './core/ids.js';
 import type { Logger } from './core/logger.js';
 import { defaultTrustDomain } from './identity/tenants.js';
 import { createToken } from './identity/tokens.js';
-import { chainPem, issueServerCertificate } from './pki/ca.js';
+import { chainPem } from './pki/ca.js';
 import { type CaHierarchy, ensureCaHierarchy } from './pki/hierarchy.js';
-import { exportPrivateKeyPkcs8Pem, generateKeyPair } from './pki/keys.js';
 import { Barrier } from './secrets/barrier.js';
 import { SecretsSeal } from './secrets/seal.js';
 import { AnomalyDetector } from './secrets/anomaly.js';
 import { PkiEventHub } from './pki/events.js';
+import { PkiReplicaSync } from './pki/replica-sync.js';
+import { PgNotificationListener } from './store/pg-notify.js';
+import { PKI_NOTIFY_CHANNEL, pkiChangeOf } from './store/pki-event-store.js';
 import { Metrics } from './server/metrics.js';
+import { ServerCertificate } from './server/server-certificate.js';
+import { type Scheduler, TimerScheduler } from './core/scheduler.js';
 import { type LeaseRuntime, createLeaseRuntime } from './runtime-leases.js';
+import { type RotationRuntime, createRotationRuntime } from './runtime-rotation.js';
 import { SqlAuditSaltStore } from './store/audit-salt-store.js';
 import { SqlCheckpointStore } from './store/checkpoint-store.js';
 import { SqlPruneStore } from './store/prune-store.js';
@@ -78,11 +82,16 @@ export interface Runtime {
   readonly ca: CaHierarchy;
   /** Revocation and bundle notifications for `GET /v1/pki/events` (src/pki/events.ts). */
   readonly pkiEvents: PkiEventHub;
+  /** Keeps the CA hierarchy and `pkiEvents` current with other replicas' changes (src/pki/replica-sync.ts). */
+  readonly pkiSync: PkiReplicaSync;
   /** Leases of dynamic secrets: the manager, the expiry worker, static-role rotation (src/runtime-leases.ts). */
   readonly leases: LeaseRuntime;
+  /** KV rotation schedules and the secret change events of `GET /v1/secrets/events` (src/runtime-rotation.ts). */
+  readonly rotation: RotationRuntime;
   /** PEM of the trust bundle (the roots), also written to `<data-dir>/ca.pem`. */
   readonly trustBundlePem: string;
-  readonly tls: { readonly certPem: string; readonly keyPem: string };
+  /** The server's TLS certificate (`<data-dir>/tls/`), renewed while running; see src/server/server-certificate.ts. */
+  readonly tls: ServerCertificate;
   readonly files: DataFiles;
   close(): Promise<void>;
 }
@@ -108,9 +117,13 @@ export interface RuntimeOptions {
   readonly leaseExpiryEveryMs?: number;
   /** Audit events that may wait for their batch before requests are refused with `audit.pushback`. */
   readonly auditMaxPending?: number;
+  /** Writes that may wait for their group-commit batch (SQLite) before requests are refused with `store.pushback`. */
+  readonly storeMaxWaiting?: number;
+  /** On PostgreSQL, how often the PKI state is polled behind LISTEN/NOTIFY; default 2 s. */
+  readonly pkiPollEveryMs?: number;
+  /** Runs the server certificate's renewals; default real timers. Tests pass a ManualScheduler. */
+  readonly scheduler?: Scheduler;
 }
-
-const SERVER_CERT_TTL_MS = 90 * 86_400_000;
 
 export function dataFiles(dataDir: string): DataFiles {
   return {
@@ -131,8 +144,11 @@ export async function startRuntime(config: ServerConfig, options: RuntimeOptions
   const database = await openDatabase({ databaseUrl: config.databaseUrl, dataDir: config.dataDir, inMemory: options.inMemory ?? false });
   try {
     const stores = bindStores(database.db, database.dialect);
-    const transact = transactor(database);
     const metrics = new Metrics({ processMetrics: !options.inMemory });
+    const transact = transactor(database, {
+      ...(options.storeMaxWaiting === undefined ? {} : { maxWaiting: options.storeMaxWaiting }),
+      onBatch: (committed, ok) => metrics.storeBatchSize.observe({ result: ok ? 'ok' : 'error' }, committed),
+    });
 
     const barrier = new Barrier();
     await barrier.unseal(loadUnsealKey(files.unsealKey, await stores.keyring.load()), stores.keyring, clock);
@@ -155,7 +171,8 @@ export async function startRuntime(config: ServerConfig, options: RuntimeOptions
 
     const trustBundlePem = chainPem(...ca.roots);
     writeFileSync(files.trustBundle, trustBundlePem, { mode: 0o644 });
-    const tls = await ensureServerCertificate(ca, clock, files);
+    const pkiEvents = new PkiEventHub();
+    const tls = await ServerCertificate.open({ ca, clock, logger, files, scheduler: options.scheduler ?? new TimerScheduler(clock), refreshCa: () => ca.refresh(stores, transact) });
 
     const checkpoints = new SqlCheckpointStore(database.db, database.dialect);
     const checkpointer = await Checkpointer.open({
@@ -215,12 +232,37 @@ export async function startRuntime(config: ServerConfig, options: RuntimeOptions
     const decisions = new DecisionService({ policies: stores.policies, entities: stores.entities, evaluator, clock });
     const authorizer = new CedarAuthorizer({ policies: stores.policies, evaluator, clock, onInvalidate: (tenant) => decisions.invalidate(tenant) });
 
+    const pkiSync = await PkiReplicaSync.open({
+      hub: pkiEvents,
+      log: stores.pkiEvents,
+      ca,
+      stores,
+      transact,
+      clock,
+      onError: (err, during) => logger.warn({ err, during }, 'PKI replica sync failed; will retry'),
+    });
+
     const leases = createLeaseRuntime({ database, stores, transact, sealer: secretsSeal.barrier, sealed: () => secretsSeal.sealed, clock, audit, registry: metrics.registry, logger });
+    const rotation = createRotationRuntime({ database, stores, transact, sealer: secretsSeal.barrier, sealed: () => secretsSeal.sealed, clock, audit, registry: metrics.registry, logger });
 
     // Last, so that nothing after it can fail and leave the loops running over a closed store.
     auditSinks.start();
     leases.start(options.leaseExpiryEveryMs ?? 1000);
+    rotation.start(options.leaseExpiryEveryMs ?? 1000);
+    if (database.dialect === 'postgres' && config.databaseUrl) {
+      const url = config.databaseUrl;
+      pkiSync.follow((onChange) => {
+        const listener = new PgNotificationListener(url, PKI_NOTIFY_CHANNEL, {
+          onNotification: (payload) => onChange(pkiChangeOf(payload)),
+          onListening: () => onChange('resync'),
+          onError: (err) => logger.warn({ err }, 'PKI change listener lost its PostgreSQL connection; reconnecting'),
+        });
+        listener.start();
+        return listener;
+      }, options.pkiPollEveryMs ?? 2000);
+    }
     if (auditPruner && options.pruneEveryMs !== 0) auditPruner.start(options.pruneEveryMs ?? 60_000);
+    tls.start((watcher) => pkiEvents.watchBundle(watcher));
     return {
       config,
       clock,
@@ -242,13 +284,18 @@ export async function startRuntime(config: ServerConfig, options: RuntimeOptions
       secretsSeal,
       secretAnomalies: new AnomalyDetector({ clock }),
       ca,
-      pkiEvents: new PkiEventHub(),
+      pkiEvents,
+      pkiSync,
       leases,
+      rotation,
       trustBundlePem,
       tls,
       files,
       async close() {
+        await pkiSync.close();
+        await tls.stop();
         await leases.stop();
+        await rotation.stop();
         await auditPruner?.stop();
         await auditSinks.stop();
         await audit.close();
@@ -351,36 +398,4 @@ function bootstrapEvent(clock: Clock) {
       details: { created: ['tenant:default', 'policy:rampart@1', 'token:bootstrap-admin', 'ca:root', 'ca:intermediate'] },
     }),
   };
-}
-
-/**
- * The server's own TLS certificate, from the online intermediate, kept in the data directory so
- * that a restart reuses it. It is reissued when missing, when a third of its life remains, or
- * when it no longer chains to the current intermediate.
- */
-async function ensureServerCertificate(ca: CaHierarchy, clock: Clock, files: DataFiles): Promise<{ certPem: string; keyPem: string }> {
-  if (existsSync(files.serverCert) && existsSync(files.serverKey)) {
-    const certPem = readFileSync(files.serverCert, 'utf8');
-    const keyPem = readFileSync(files.serverKey, 'utf8');
-    const leaf = new x509.X509Certificate(certPem);
-    const remaining = leaf.notAfter.getTime() - clock.now().getTime();
-    const total = leaf.notAfter.getTime() - leaf.notBefore.getTime();
-    if (remaining > total / 3 && leaf.issuer === ca.intermediate.certificate.subject && (await leaf.verify({ publicKey: ca.intermediate.certificate.publicKey, date: clock.now() }))) {
-      return { certPem, keyPem };
-    }
-  }
-  const keys = await generateKeyPair('ecdsa-p256');
-  const leaf = await issueServerCertificate(ca.intermediate, {
-    publicKey: keys.publicKey,
-    dnsNames: ['localhost'],
-    ipAddresses: ['127.0.0.1', '::1'],
-    commonName: 'rampart server',
-    clock,
-    ttlMs: SERVER_CERT_TTL_MS,
-  });
-  const certPem = chainPem(leaf, ca.intermediate.certificate);
-  const keyPem = await exportPrivateKeyPkcs8Pem(keys.privateKey);
-  writeFileSync(files.serverKey, keyPem, { mode: 0o600 });
-  writeFileSync(files.serverCert, certPem, { mode: 0o644 });
-  return { certPem, keyPem };
 }

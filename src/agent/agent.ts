@@ -15,11 +15,11 @@ import { join } from 'node:path';
 import * as x509 from '@peculiar/x509';
 import { type Clock, systemClock } from '../core/clock.js';
 import type { Logger } from '../core/logger.js';
-import { RampartClient } from '../sdk/client.js';
+import { RampartApiError, RampartClient } from '../sdk/client.js';
 import { newKeyAndCsr } from './csr.js';
 import { type EntryOwner, entryOwner } from './entry-owner.js';
 import { rotationTime } from './rotation.js';
-import { type Cancel, type Scheduler, TimerScheduler } from './scheduler.js';
+import { type Cancel, type Scheduler, TimerScheduler } from '../core/scheduler.js';
 import { fetchText, followEventStream, type ServerSentEvent } from './server-events.js';
 import { KEY_FILE, SVID_FILE, writeSvidFiles } from './svid-files.js';
 import { type WorkloadMessage, WorkloadSocket } from './workload-socket.js';
@@ -33,7 +33,11 @@ export interface AgentOptions {
   readonly caPem: string;
   /** Where identities are written: `<dir>/agent/` for the agent's own, `<dir>/<entry id>/` per entry. */
   readonly dir: string;
-  /** Evidence for the first attestation; unused while `<dir>/agent/` holds an unexpired SVID. */
+  /**
+   * Evidence for the first attestation; unused while `<dir>/agent/` holds an unexpired SVID that
+   * the server still accepts (one revoked while the agent was down is discarded, and the agent
+   * attests with this evidence instead).
+   */
   readonly attestation: AgentAttestation;
   readonly clock?: Clock;
   readonly scheduler?: Scheduler;
@@ -143,8 +147,18 @@ export class RampartAgent {
     // Traversable by every workload user; each entry directory below it is 0700 and its owner's.
     mkdirSync(this.#o.dir, { recursive: true, mode: 0o755 });
     this.#bundlePem = await fetchText(new URL('/v1/pki/ca/pem', this.#o.server), this.#o.caPem);
-    this.#setOwn((await this.#resume()) ?? (await this.#attest()));
-    await this.sync();
+    const resumed = await this.#resume();
+    this.#setOwn(resumed ?? (await this.#attest()));
+    try {
+      await this.sync();
+    } catch (err) {
+      // Revoked while the agent was down: the kept SVID is worthless, the evidence given may not be.
+      if (!resumed || !(err instanceof RampartApiError && err.code === 'auth.client_cert_revoked')) throw err;
+      this.#o.logger?.warn({ serial_number: resumed.serialNumber }, "the agent's kept SVID was revoked while it was down; attesting again");
+      this.#discardOwn();
+      this.#setOwn(await this.#attest());
+      await this.sync();
+    }
     this.#follow();
   }
 
@@ -268,12 +282,20 @@ export class RampartAgent {
   /**
    * The agent's own SVID was revoked: it can no longer renew or fetch anything with it. A
    * Kubernetes token file holds fresh evidence (the kubelet rotates it), so the agent attests
-   * again; a join token was spent, so an operator must give it a new one.
+   * again. A join token was spent on the first attestation and stays spent: that it works once is
+   * what makes a leaked, used token worthless, and a revocation is exactly the moment not to let
+   * old evidence back in. So the agent drops the revoked SVID (a restart must not resume with it),
+   * keeps serving the workload SVIDs it holds until they expire, and waits for an operator: a new
+   * token for the same ID (`rampart agent token create --spiffe-id <agent id>`) and a restart.
    */
   async #reattest(): Promise<void> {
     const revoked = this.#own!.serialNumber;
     if (!('k8sTokenFile' in this.#o.attestation)) {
-      this.#o.logger?.error({ serial_number: revoked }, "the agent's own SVID was revoked; restart it with a new join token");
+      this.#discardOwn();
+      this.#o.logger?.error(
+        { serial_number: revoked, spiffe_id: this.#own!.spiffeId },
+        `the agent's own SVID was revoked and its join token is spent; to bring the agent back, run \`rampart agent token create --spiffe-id ${this.#own!.spiffeId}\` and restart it with --join-token <the new token>`,
+      );
       return;
     }
     this.#setOwn(await this.#attest());
@@ -287,6 +309,12 @@ export class RampartAgent {
     const { keyPem, csrPem } = await newKeyAndCsr();
     const signed = await this.#api().request<SignedView>('POST', '/v1/pki/sign', { body: { csr: csrPem } });
     this.#setOwn(svidOf(signed, keyPem));
+  }
+
+  /** Forgets the agent's own SVID on disk and stops renewing it (it was revoked). */
+  #discardOwn(): void {
+    this.#cancelOwn();
+    rmSync(join(this.#o.dir, AGENT_DIR), { recursive: true, force: true });
   }
 
   #setOwn(svid: Svid): void {

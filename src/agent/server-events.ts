@@ -1,10 +1,8 @@
 import https from 'node:https';
+import { EventStreamParser, type StreamEvent } from '../sdk/event-stream.js';
 
-/** One server-sent event (WHATWG HTML §9.2.6): its `event` name and its `data` lines joined. */
-export interface ServerSentEvent {
-  readonly event: string;
-  readonly data: string;
-}
+/** One server-sent event (WHATWG HTML §9.2.6), as the SDK's parser hands it over. */
+export type ServerSentEvent = StreamEvent;
 
 export interface EventStreamOptions {
   readonly url: URL;
@@ -18,7 +16,7 @@ export interface EventStreamOptions {
 
 /**
  * Follows a server-sent event stream over mTLS. Returns a function that closes it. Comments
- * (`: heartbeat`) are skipped; `id` and `retry` fields are ignored because the agent re-syncs from
+ * (`: heartbeat`) are skipped; `id` is parsed but not sent back, because the agent re-syncs from
  * the API after every reconnect rather than replaying missed events.
  */
 export function followEventStream(options: EventStreamOptions): () => void {
@@ -35,26 +33,8 @@ export function followEventStream(options: EventStreamOptions): () => void {
       return;
     }
     res.setEncoding('utf8');
-    let buffer = '';
-    let event = 'message';
-    let data: string[] = [];
-    res.on('data', (chunk: string) => {
-      buffer += chunk;
-      let nl: number;
-      while ((nl = buffer.indexOf('\n')) !== -1) {
-        const line = buffer.slice(0, nl).replace(/\r$/, '');
-        buffer = buffer.slice(nl + 1);
-        if (line === '') {
-          if (data.length > 0) options.onEvent({ event, data: data.join('\n') });
-          event = 'message';
-          data = [];
-        } else if (line.startsWith('event:')) {
-          event = line.slice(6).trim();
-        } else if (line.startsWith('data:')) {
-          data.push(line.slice(5).replace(/^ /, ''));
-        }
-      }
-    });
+    const parser = new EventStreamParser(options.onEvent);
+    res.on('data', (chunk: string) => parser.push(chunk));
     res.on('end', () => end(undefined));
     res.on('error', (err) => end(err));
   });

@@ -1,6 +1,6 @@
-import { randomBytes } from 'node:crypto';
-import { chownSync, closeSync, fsyncSync, mkdirSync, openSync, renameSync, rmSync, writeSync } from 'node:fs';
+import { chownSync, closeSync, fsyncSync, mkdirSync, openSync } from 'node:fs';
 import { join } from 'node:path';
+import { replaceFileAtomically } from '../core/atomic-file.js';
 import type { EntryOwner } from './entry-owner.js';
 
 /** What a workload reads: its certificate chain, its private key, and the CAs to trust. */
@@ -16,28 +16,6 @@ export interface SvidFiles {
 export const SVID_FILE = 'svid.pem';
 export const KEY_FILE = 'key.pem';
 export const BUNDLE_FILE = 'bundle.pem';
-
-/**
- * Replaces `path` atomically: the content is written to a temporary file in the same directory,
- * flushed to disk, and renamed over the old file (rename(2) is atomic within one file system), so
- * a reader sees the old file or the new one, never a torn one, even across a crash.
- */
-export function replaceFileAtomically(path: string, content: string, mode: number, owner?: EntryOwner): void {
-  const tmp = `${path}.${randomBytes(6).toString('hex')}.tmp`;
-  const fd = openSync(tmp, 'wx', mode);
-  try {
-    // Owned before it is visible under its name: the file never exists with the wrong owner.
-    if (owner) chownSync(tmp, owner.uid, owner.gid ?? -1);
-    writeSync(fd, content);
-    fsyncSync(fd);
-  } catch (err) {
-    closeSync(fd);
-    rmSync(tmp, { force: true });
-    throw err;
-  }
-  closeSync(fd);
-  renameSync(tmp, path);
-}
 
 /**
  * Writes an entry's three files into `dir` (created 0700). The key is replaced first and the

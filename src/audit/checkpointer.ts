@@ -39,7 +39,15 @@ export interface CheckpointerOptions {
 
 const KEY_TENANT = 'default';
 const KEY_RECORD = 'audit-log-key';
-const READ_CHUNK = 1024;
+/**
+ * Leaves re-read and re-hashed per slice. Signing runs on the server's event loop, and on SQLite
+ * every read is synchronous: the check of a second's worth of entries (thousands) is done in
+ * slices of this size with a turn of the event loop between them, so requests are not held up
+ * behind it (a slice costs well under a millisecond).
+ */
+const READ_CHUNK = 256;
+
+const yieldToEventLoop = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
 
 /** Milliseconds until the next checkpoint may be signed: 0 now, else what remains of the interval. */
 export function nextCheckpointDelay(lastSignedAtMs: number | undefined, nowMs: number, minIntervalMs: number): number {
@@ -143,6 +151,7 @@ export class Checkpointer {
       throw this.#inconsistent(latest, size, state.rootHash, 'the stored frontier does not reproduce the latest checkpoint', latest.size);
     }
     for (let at = range.size; at < size; at += READ_CHUNK) {
+      await yieldToEventLoop();
       const end = Math.min(size, at + READ_CHUNK);
       const rows = await this.#audit.leafEntries(at, end);
       for (const row of rows) {

@@ -1,4 +1,4 @@
-import type { EventFilter } from './query.js';
+import type { EventFilter, EventIndexFields } from './query.js';
 
 /**
  * The storage the audit log needs, and nothing more: append rows, integrate pending rows into the
@@ -52,9 +52,21 @@ export interface EventPage {
   readonly nextCursor: number | undefined;
 }
 
+/** An event as handed to the store: its serialized payload and when it was recorded. */
+export interface AuditRowInput {
+  readonly tenant: string;
+  readonly recordedAt: string;
+  readonly payload: string;
+  /**
+   * The indexed columns, when the producer still holds the event they come from (the audit
+   * log's `rowFor`); absent, the store derives them from the payload, with the same result.
+   */
+  readonly index?: EventIndexFields;
+}
+
 export interface AuditStore {
   /** Inserts the rows in the caller's transaction; they get leaf indexes when integrated. */
-  insert(rows: readonly { tenant: string; recordedAt: string; payload: string }[]): Promise<void>;
+  insert(rows: readonly AuditRowInput[]): Promise<void>;
   /**
    * Inside one transaction holding the sequencer lock: reads the tree state and up to `limit`
    * pending rows in insertion order, and stores what `integrate` computes from them. Returns
@@ -78,7 +90,36 @@ export interface AuditStore {
    * hashed and the stored leaf hash. Missing indexes are simply absent (verifiers look for gaps).
    */
   leafEntries(start: number, end: number): Promise<LeafEntry[]>;
+  /**
+   * The body of a hash tile in hex: the hashes at `height` (0: leaf hashes; above: the stored
+   * interior nodes) with index in [start, end), concatenated in index order. A missing hash is
+   * absent, so the string is shorter than 64 digits per hash (src/audit/served-tiles.ts).
+   */
+  tileHashesHex(height: number, start: number, end: number): Promise<string>;
+  /** The entries with leaf index in [start, end) as one tlog-tiles entry bundle, built by the store. */
+  entryBundle(start: number, end: number): Promise<StoredBundle>;
+  /** Leaf indexes in [start, end) whose payload retention pruned, in order. */
+  prunedLeaves(start: number, end: number): Promise<number[]>;
   count(): Promise<number>;
+}
+
+/**
+ * Entries of a leaf range encoded by the store (c2sp.org/tlog-tiles: each payload's UTF-8 bytes
+ * behind a big-endian uint16 length, in leaf order), with what the caller needs to check that the
+ * range is whole before serving it.
+ */
+export interface StoredBundle {
+  /** Empty when the range holds no entry. */
+  readonly body: Uint8Array;
+  /** How many entries the range holds, and their smallest and largest leaf index. */
+  readonly count: number;
+  readonly first: number | null;
+  readonly last: number | null;
+  /** How many of them retention pruned, and the first of those. */
+  readonly pruned: number;
+  readonly firstPruned: number | null;
+  /** The longest payload in bytes; above 65,535 its length prefix is wrong and `body` unusable. */
+  readonly longest: number;
 }
 
 export interface LeafEntry {

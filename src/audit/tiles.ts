@@ -116,10 +116,11 @@ export function encodeHashTile(hashes: readonly Hash[]): Uint8Array {
   return out;
 }
 
+/** The hashes of a tile body, as views into it (no copies): the caller must not change `body`. */
 export function decodeHashTile(body: Uint8Array): Hash[] {
   if (body.length % HASH_SIZE !== 0) throw new AuditError('audit.proof_invalid', 'a hash tile is not a whole number of hashes', { details: { length: body.length } });
   const out: Hash[] = [];
-  for (let i = 0; i < body.length; i += HASH_SIZE) out.push(body.slice(i, i + HASH_SIZE));
+  for (let i = 0; i < body.length; i += HASH_SIZE) out.push(body.subarray(i, i + HASH_SIZE));
   return out;
 }
 

@@ -374,7 +374,7 @@ export interface K8sAttestorConfig {
   readonly tenant: string;
   readonly issuer: string;
   readonly audience: string;
-  /** Exactly one of the three key sources. */
+  /** At most one of the three key sources; none: discovered from the (https) issuer. */
   readonly jwks: { keys: Record<string, unknown>[] } | undefined;
   readonly jwksFile: string | undefined;
   readonly jwksUri: string | undefined;
@@ -386,8 +386,9 @@ const CLUSTER_NAME = /^[A-Za-z0-9._-]{1,63}$/;
 
 /**
  * `k8s_attestors` of the config file: `cluster`, `issuer` and `audience` required, `tenant`
- * optional, and exactly one of `jwks` (the JWK Set, inline as YAML/JSON), `jwks_file` (relative to
- * the config file) or `jwks_uri` (https). Unknown keys are refused, as for sinks.
+ * optional, and one of `jwks` (the JWK Set, inline as YAML/JSON), `jwks_file` (relative to the
+ * config file) or `jwks_uri` (https), or none of them to discover `jwks_uri` from an https issuer.
+ * Unknown keys are refused, as for sinks.
  */
 function k8sAttestorsIn(configPath: string): K8sAttestorConfig[] {
   const doc = parseYaml(readFileSync(configPath, 'utf8')) as Record<string, unknown> | null;
@@ -419,7 +420,11 @@ function k8sAttestorsIn(configPath: string): K8sAttestorConfig[] {
     }
     const jwksFile = str('jwks_file');
     const jwksUri = str('jwks_uri');
-    if ([jwks, jwksFile, jwksUri].filter((v) => v !== undefined).length !== 1) throw new ConfigError(`${at}: give exactly one of jwks, jwks_file, jwks_uri`);
+    // None: the keys are discovered from the issuer (OIDC Discovery), which must then be https.
+    const sources = [jwks, jwksFile, jwksUri].filter((v) => v !== undefined).length;
+    if (sources > 1 || (sources === 0 && !issuer.startsWith('https://'))) {
+      throw new ConfigError(`${at}: give exactly one of jwks, jwks_file, jwks_uri, or none with an https:// issuer to discover its keys`);
+    }
     if (jwksUri !== undefined && !jwksUri.startsWith('https://')) throw new ConfigError(`${at}: jwks_uri must be an https:// URL`);
     return {
       cluster,

@@ -22,11 +22,15 @@ export const ERROR_CODES = {
   'request.body_too_large': { status: 413, title: 'Request body exceeds the configured limit' },
   'request.unsupported_media_type': { status: 415, title: 'Request body media type is not supported' },
   'request.not_found': { status: 404, title: 'No such route' },
+  'request.malformed_http': { status: 400, title: 'The request is not well-formed HTTP/1.1' },
+  'request.headers_too_large': { status: 431, title: 'The request head exceeds the size limit' },
+  'request.timeout': { status: 408, title: 'The request was not received in time' },
   // authentication
   'auth.missing_credentials': { status: 401, title: 'No credentials were presented' },
   'auth.token_invalid': { status: 401, title: 'The token is not recognised' },
   'auth.token_expired': { status: 401, title: 'The token has expired' },
   'auth.token_revoked': { status: 401, title: 'The token has been revoked' },
+  'auth.token_exhausted': { status: 401, title: 'The token has used all its uses' },
   'auth.client_cert_untrusted': { status: 401, title: 'The client certificate was not issued by this control plane' },
   'auth.client_cert_invalid': { status: 401, title: 'The client certificate carries no usable workload identity' },
   'auth.client_cert_revoked': { status: 401, title: 'The client certificate has been revoked' },
@@ -37,6 +41,8 @@ export const ERROR_CODES = {
   // tokens
   'token.not_found': { status: 404, title: 'No such token' },
   'token.ttl_invalid': { status: 400, title: 'Token TTL is not valid' },
+  'token.uses_invalid': { status: 400, title: 'Token num_uses is not valid' },
+  'token.use_limited': { status: 400, title: 'A use-limited token cannot create tokens' },
   // authorization
   'authz.denied': { status: 403, title: 'Access denied' },
   'authz.evaluation_failed': { status: 403, title: 'The policy could not be evaluated; access denied' },
@@ -82,6 +88,11 @@ export const ERROR_CODES = {
   'pki.root_key_invalid': { status: 400, title: 'The root key does not decrypt or matches no root CA' },
   'pki.issuer_not_found': { status: 404, title: 'No issuing CA with that key id answers here' },
   'pki.ca_certificate_invalid': { status: 400, title: 'The signed intermediate CA certificate is not acceptable' },
+  // pki: what a CSR may ask for (docs/pki.md, "Signing a CSR")
+  'pki.csr_requests_ca': { status: 400, title: 'The CSR asks for a CA certificate' },
+  'pki.csr_multiple_uris': { status: 400, title: 'The CSR asks for more than one URI SAN' },
+  'pki.csr_spiffe_id_mismatch': { status: 400, title: "The CSR's URI SAN is not the SPIFFE ID requested" },
+  'pki.csr_san_not_allowed': { status: 400, title: 'The CSR asks for a subject alternative name that is not granted' },
   // pki: registration entries and node attestation (docs/pki.md)
   'pki.selector_invalid': { status: 400, title: 'A selector is not <type>:<value>' },
   'pki.registration_not_found': { status: 404, title: 'No such registration entry' },
@@ -98,8 +109,11 @@ export const ERROR_CODES = {
   'pki.kube_token_not_yet_valid': { status: 401, title: 'The Kubernetes token is not yet valid' },
   'pki.kube_token_audience_invalid': { status: 401, title: 'The Kubernetes token is not meant for this server' },
   'pki.kube_jwks_unavailable': { status: 503, title: "The Kubernetes issuer's keys could not be fetched" },
+  'pki.kube_discovery_unavailable': { status: 503, title: "The Kubernetes issuer's OIDC discovery document could not be fetched" },
+  'pki.kube_discovery_invalid': { status: 503, title: "The Kubernetes issuer's OIDC discovery document names another issuer or an unacceptable jwks_uri" },
   // store
   'store.unavailable': { status: 503, title: 'The store is unreachable' },
+  'store.pushback': { status: 503, title: 'Too many writes are waiting for the store; retry later' },
   // secrets barrier
   'secrets.sealed': { status: 503, title: 'The barrier is sealed' },
   'secrets.decrypt_failed': { status: 500, title: 'A sealed record failed to decrypt' },
@@ -117,6 +131,8 @@ export const ERROR_CODES = {
   'secrets.unseal_key_invalid': { status: 400, title: 'The unseal key share is not valid' },
   'secrets.token_not_renewable': { status: 400, title: 'The token cannot be renewed' },
   'secrets.login_failed': { status: 400, title: 'The login credentials are not valid' },
+  'secrets.wrapping_token_invalid': { status: 400, title: 'The wrapping token is not valid or does not exist' },
+  'secrets.rotation_failed': { status: 500, title: 'A scheduled secret rotation failed; it will be retried' },
   // secrets: transit engine
   'transit.key_not_found': { status: 404, title: 'No such transit key' },
   'transit.invalid_request': { status: 400, title: 'The transit request is not valid' },

@@ -42,6 +42,14 @@ export interface TokenRecord {
   /** The explicit max TTL's end: no renewal reaches past it. */
   readonly explicitMaxExpiresAt?: string | undefined;
   readonly renewable?: boolean | undefined;
+  /** Vault `num_uses`: the uses granted at creation; absent for unlimited tokens. */
+  readonly numUses?: number | undefined;
+  /** Uses left (spent by {@link TokenStore.spendUse}); present exactly when `numUses` is. */
+  readonly usesLeft?: number | undefined;
+  /** The token role it was created against (`auth/token/create/<role>`). */
+  readonly role?: string | undefined;
+  /** Vault's `path`: `auth/token/create`, `auth/token/create/<role>[/<path_suffix>]`, … */
+  readonly creationPath?: string | undefined;
 }
 
 /** Storage for bearer tokens. Only the hash of a token's secret part is ever stored. */
@@ -55,6 +63,42 @@ export interface TokenStore {
   children(tenant: string, accessor: string): Promise<string[]>;
   /** Moves an unrevoked token's expiry (renewal); returns false when it is revoked or absent. */
   renew(tenant: string, accessor: string, expiresAt: string): Promise<boolean>;
+  /**
+   * Spends one use of a use-limited token with a single conditional UPDATE (never read, then
+   * write), so concurrent requests on any number of replicas can never spend more uses than the
+   * token has; the last use also revokes it (at `at`). Returns the uses left after this one, or
+   * undefined when the token is unlimited, revoked, absent or already used up.
+   */
+  spendUse(accessor: string, at: string): Promise<number | undefined>;
+}
+
+/** A Vault token role (auth/token/roles/<name>): what tokens created against it may and will be. */
+export interface TokenRoleRecord {
+  readonly tenant: string;
+  readonly name: string;
+  /** Policies a token of the role may get (none: the creator's own rules apply). */
+  readonly allowedPolicies: readonly string[];
+  readonly disallowedPolicies: readonly string[];
+  readonly orphan: boolean;
+  readonly renewable: boolean;
+  readonly pathSuffix: string;
+  /** Seconds; 0: unset. */
+  readonly tokenPeriod: number;
+  readonly tokenExplicitMaxTtl: number;
+  /** 0: unlimited. */
+  readonly tokenNumUses: number;
+  readonly tokenNoDefaultPolicy: boolean;
+  readonly updatedAt: string;
+}
+
+export interface TokenRoleStore {
+  /** Returns undefined when the tenant has no role of that name. */
+  get(tenant: string, name: string): Promise<TokenRoleRecord | undefined>;
+  put(role: TokenRoleRecord): Promise<void>;
+  /** Returns false when there was none. */
+  delete(tenant: string, name: string): Promise<boolean>;
+  /** Role names of the tenant, sorted. */
+  list(tenant: string): Promise<string[]>;
 }
 
 /** An AppRole role (Vault auth/approle): what a login with its role ID and a secret ID yields. */

@@ -15,18 +15,26 @@ export interface MintedToken {
   readonly secretHash: string;
 }
 
-const PREFIX = 'rpt';
-const TOKEN_RE = /^rpt\.([A-Za-z0-9_-]{22})\.([A-Za-z0-9_-]{43})$/;
+/**
+ * `rpt`: bearer tokens. `rpw`: response-wrapping tokens (src/secrets/wrapping/), which only
+ * `sys/wrapping/unwrap` and `sys/wrapping/lookup` accept: with a prefix of its own, a wrapping
+ * token is not a token anywhere else by construction, not by a policy someone could loosen.
+ */
+export type TokenPrefix = 'rpt' | 'rpw';
+const TOKEN_RES: Readonly<Record<TokenPrefix, RegExp>> = {
+  rpt: /^rpt\.([A-Za-z0-9_-]{22})\.([A-Za-z0-9_-]{43})$/,
+  rpw: /^rpw\.([A-Za-z0-9_-]{22})\.([A-Za-z0-9_-]{43})$/,
+};
 
-export function mintToken(): MintedToken {
+export function mintToken(prefix: TokenPrefix = 'rpt'): MintedToken {
   const accessor = randomBytes(16).toString('base64url');
   const secret = randomBytes(32).toString('base64url');
-  return { token: `${PREFIX}.${accessor}.${secret}`, accessor, secretHash: hashSecret(secret) };
+  return { token: `${prefix}.${accessor}.${secret}`, accessor, secretHash: hashSecret(secret) };
 }
 
-/** Splits a presented token; undefined when it is not in the token format at all. */
-export function parseToken(presented: string): { accessor: string; secret: string } | undefined {
-  const m = TOKEN_RE.exec(presented);
+/** Splits a presented token; undefined when it is not in the format of `prefix` at all. */
+export function parseToken(presented: string, prefix: TokenPrefix = 'rpt'): { accessor: string; secret: string } | undefined {
+  const m = TOKEN_RES[prefix].exec(presented);
   return m ? { accessor: m[1]!, secret: m[2]! } : undefined;
 }
 

@@ -42,7 +42,20 @@ export interface CreateTokenInput {
   readonly periodMs?: number | undefined;
   readonly explicitMaxTtlMs?: number | undefined;
   readonly renewable?: boolean | undefined;
+  /** Vault `num_uses`: 0 or undefined for unlimited. */
+  readonly numUses?: number | undefined;
+  readonly role?: string | undefined;
+  readonly creationPath?: string | undefined;
+  /**
+   * The token the request was authenticated with, when one was: a use-limited token may not
+   * create tokens (whichever API asks), or every use limit could be escaped by minting a fresh,
+   * unlimited token with one of its uses (Vault: "restricted use token cannot generate child tokens").
+   */
+  readonly creator?: TokenRecord | undefined;
 }
+
+/** The most uses a token may be given; Vault has no cap, this one only bounds the column. */
+export const MAX_TOKEN_USES = 1_000_000_000;
 
 /** Creates a token; the returned `token` string is the only copy of its secret. */
 export async function createToken(
@@ -57,6 +70,13 @@ export async function createToken(
     if (extra !== undefined && (extra <= 0 || extra > MAX_TOKEN_TTL_MS)) {
       throw new TokenError('token.ttl_invalid', `period and explicit_max_ttl must be between 1s and ${MAX_TOKEN_TTL_MS / 3_600_000}h`);
     }
+  }
+  if (input.creator?.numUses !== undefined) {
+    throw new TokenError('token.use_limited', 'restricted use token cannot generate child tokens');
+  }
+  const numUses = input.numUses ?? 0;
+  if (!Number.isSafeInteger(numUses) || numUses < 0 || numUses > MAX_TOKEN_USES) {
+    throw new TokenError('token.uses_invalid', `num_uses must be between 0 (unlimited) and ${MAX_TOKEN_USES}`);
   }
   const minted = mintToken();
   const now = clock.now();
@@ -76,6 +96,9 @@ export async function createToken(
     ...(input.periodMs === undefined ? {} : { period: Math.floor(input.periodMs / 1000) }),
     ...(input.renewable === undefined ? {} : { renewable: input.renewable, creationTtl: ttlMs === Infinity ? 0 : Math.floor(ttlMs / 1000) }),
     ...(input.explicitMaxTtlMs === undefined ? {} : { explicitMaxExpiresAt: new Date(now.getTime() + input.explicitMaxTtlMs).toISOString() }),
+    ...(numUses === 0 ? {} : { numUses, usesLeft: numUses }),
+    ...(input.role === undefined ? {} : { role: input.role }),
+    ...(input.creationPath === undefined ? {} : { creationPath: input.creationPath }),
   };
   await store.insert(record);
   return { token: minted.token, record };
@@ -96,9 +119,20 @@ export async function authenticateToken(
   if (!parsed || !record || !secretMatches(parsed.secret, record.secretHash)) {
     throw new AuthError('auth.token_invalid', 'the token is not recognised');
   }
+  // A use-limited token revoked by its last use says so: operators read the audit log by code.
+  if (record.usesLeft === 0) throw new AuthError('auth.token_exhausted', 'the token has no uses left');
   if (record.revokedAt !== null) throw new AuthError('auth.token_revoked', 'the token has been revoked');
-  if (record.expiresAt !== null && record.expiresAt <= clock.now().toISOString()) {
+  const now = clock.now().toISOString();
+  if (record.expiresAt !== null && record.expiresAt <= now) {
     throw new AuthError('auth.token_expired', 'the token has expired');
+  }
+  // Every authenticated request spends a use, as in Vault, whatever is decided after; the
+  // request that spends the last one still runs, and the token is revoked with it.
+  let used = record;
+  if (record.usesLeft !== undefined) {
+    const left = await store.spendUse(record.accessor, now);
+    if (left === undefined) throw new AuthError('auth.token_exhausted', 'the token has no uses left');
+    used = { ...record, usesLeft: left };
   }
   return {
     principal: {
@@ -109,7 +143,7 @@ export async function authenticateToken(
       authMethod: 'token',
       displayName: record.displayName,
     },
-    record,
+    record: used,
   };
 }
 

@@ -3,21 +3,60 @@
  * relying parties drop a revoked peer within seconds instead of waiting for the next CRL) and
  * trust-bundle changes (so that agents rewrite `bundle.pem` after a CA rotation).
  *
- * In-process fan-out: each replica notifies the subscribers connected to it of the changes it
- * made. With several PostgreSQL replicas a subscriber sees only its replica's revocations, and
- * must keep checking the CRL or OCSP (which read the shared store) for the others.
+ * The hub fans events out to the subscribers connected to this process. What it fans out comes
+ * from the store, not from the request that made the change: revocations are appended to a change
+ * log inside the revoking transaction and read back in commit order by every replica
+ * (replica-sync.ts), so each replica's subscribers hear every revocation exactly once, whichever
+ * replica made it.
  */
-export type PkiEvent =
-  | { readonly type: 'revoked'; readonly serial_numbers: readonly string[]; readonly spiffe_id: string | null; readonly revoked_at: string }
-  | { readonly type: 'bundle'; readonly changed_at: string };
+export type RevokedEvent = { readonly type: 'revoked'; readonly serial_numbers: readonly string[]; readonly spiffe_id: string | null; readonly revoked_at: string };
+export type PkiEvent = RevokedEvent | { readonly type: 'bundle'; readonly changed_at: string };
 
-export type PkiEventListener = (event: PkiEvent) => void;
+/** How long the change log keeps a revocation: far longer than any replica may lag behind it. */
+export const PKI_EVENT_RETENTION_MS = 86_400_000;
+
+/** A revocation as the change log holds it. */
+export interface PkiEventRecord {
+  /** Position in the log; sequence order is commit order. */
+  readonly sequence: number;
+  readonly tenant: string;
+  readonly event: RevokedEvent;
+}
+
+/** A certificate a change-log entry revoked, and the key id of the CA that issued it. */
+export interface LoggedRevocation {
+  readonly issuer: string;
+  readonly serialNumber: string;
+}
+
+/** Storage of the PKI change log, shared by every replica. */
+export interface PkiEventStore {
+  /**
+   * Appends `event`, which newly revoked `revoked`, with the next sequence; call in the
+   * transaction that revoked, so that the entry commits with the revocation or not at all.
+   * Entries older than {@link PKI_EVENT_RETENTION_MS} are dropped on the way.
+   */
+  append(tenant: string, event: RevokedEvent, revoked: readonly LoggedRevocation[], at: string): Promise<number>;
+  /** The last sequence taken (0 before the first append). */
+  head(): Promise<number>;
+  /** Up to `limit` entries after `sequence`, in sequence order. */
+  after(sequence: number, limit: number): Promise<PkiEventRecord[]>;
+}
+
+/**
+ * `sequence` is the revocation's change-log position (its event-stream id, so a client can resume
+ * after it); bundle changes have none.
+ */
+export type PkiEventListener = (event: PkiEvent, sequence?: number) => void;
 
 export class PkiEventHub {
   readonly #byTenant = new Map<string, Set<PkiEventListener>>();
   readonly #bundleWatchers = new Set<() => void>();
 
-  /** Calls `watcher` after every trust-bundle change, within this process (the TLS listener's CA list); returns the unsubscribe. */
+  /**
+   * Calls `watcher` after every trust-bundle change this process loads, its own or another
+   * replica's (the TLS listener's CA list); returns the unsubscribe.
+   */
   watchBundle(watcher: () => void): () => void {
     this.#bundleWatchers.add(watcher);
     return () => this.#bundleWatchers.delete(watcher);
@@ -34,10 +73,9 @@ export class PkiEventHub {
     };
   }
 
-  /** Announces a committed revocation; call after the transaction that revoked committed. */
-  revoked(tenant: string, result: { readonly serialNumbers: readonly string[]; readonly revokedAt: string }, target: { readonly spiffeId: string } | { readonly serialNumber: string }): void {
-    const spiffeId = 'spiffeId' in target ? target.spiffeId : null;
-    this.#emit(this.#byTenant.get(tenant), { type: 'revoked', serial_numbers: [...result.serialNumbers], spiffe_id: spiffeId, revoked_at: result.revokedAt });
+  /** Delivers a committed revocation, read from the change log at `sequence`, to the tenant's subscribers. */
+  revoked(tenant: string, event: RevokedEvent, sequence: number): void {
+    this.#emit(this.#byTenant.get(tenant), event, sequence);
   }
 
   /** Announces that the trust bundle changed (a CA was added or retired); every tenant hears it. */
@@ -53,11 +91,11 @@ export class PkiEventHub {
     return n;
   }
 
-  #emit(set: Set<PkiEventListener> | undefined, event: PkiEvent): void {
+  #emit(set: Set<PkiEventListener> | undefined, event: PkiEvent, sequence?: number): void {
     // A listener that throws must not keep the event from the others.
     for (const listener of set ?? []) {
       try {
-        listener(event);
+        listener(event, sequence);
       } catch {
         continue;
       }

@@ -4,6 +4,7 @@
  */
 import type { Clock } from '../core/clock.js';
 import { PkiError } from '../core/errors.js';
+import type { PkiEventStore } from './events.js';
 import { canonicalSerial } from './issuer.js';
 import type { CertificateStore, RevocationReason } from './store.js';
 
@@ -32,12 +33,21 @@ export interface RevocationResult {
 /**
  * Revokes the tenant's certificate with that serial (revoking it again is a no-op that succeeds),
  * or every unexpired certificate of that SPIFFE ID in the tenant. Run it inside the transaction
- * that also writes the audit event; it bumps each affected issuer's CRL revision there too.
+ * that also writes the audit event; it bumps each affected issuer's CRL revision there too and,
+ * given the change `log`, appends the revocation to it, so that every replica's event stream and
+ * delta CRL hear of it once it commits (a call that revokes nothing new appends nothing).
  *
  * @throws PkiError `pki.certificate_not_found` when the tenant has no such certificate (or, for
  *   a SPIFFE ID, none that is unexpired)
  */
-export async function revokeCertificates(store: CertificateStore, clock: Clock, tenant: string, target: RevocationTarget, reason: RevocationReason): Promise<RevocationResult> {
+export async function revokeCertificates(
+  store: CertificateStore,
+  clock: Clock,
+  tenant: string,
+  target: RevocationTarget,
+  reason: RevocationReason,
+  log?: PkiEventStore,
+): Promise<RevocationResult> {
   const now = clock.now().toISOString();
   let certs: { serialNumber: string; issuer: string }[];
   if ('serialNumber' in target) {
@@ -58,5 +68,11 @@ export async function revokeCertificates(store: CertificateStore, clock: Clock, 
   const fresh = new Set(newlyRevoked);
   const issuers = [...new Set(certs.filter((c) => fresh.has(c.serialNumber)).map((c) => c.issuer))].sort();
   for (const issuer of issuers) await store.touchRevocations(issuer, now);
-  return { serialNumbers: certs.map((c) => c.serialNumber).sort(), newlyRevoked, revokedAt: now, issuers };
+  const serialNumbers = certs.map((c) => c.serialNumber).sort();
+  if (log && newlyRevoked.length > 0) {
+    const spiffeId = 'spiffeId' in target ? target.spiffeId : null;
+    const revoked = certs.filter((c) => fresh.has(c.serialNumber)).map((c) => ({ issuer: c.issuer, serialNumber: c.serialNumber }));
+    await log.append(tenant, { type: 'revoked', serial_numbers: serialNumbers, spiffe_id: spiffeId, revoked_at: now }, revoked, now);
+  }
+  return { serialNumbers, newlyRevoked, revokedAt: now, issuers };
 }

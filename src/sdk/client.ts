@@ -6,7 +6,7 @@
  * database: everything goes through the same API and policy checks as any other client.
  */
 import https from 'node:https';
-import type { IncomingHttpHeaders } from 'node:http';
+import type { IncomingHttpHeaders, IncomingMessage } from 'node:http';
 import { type ConsistencyProof, type EventInclusionCheck, type InclusionProof, type VerifiedInclusion, verifyEventInclusion } from './audit-proofs.js';
 
 /**
@@ -475,6 +475,59 @@ export class RampartClient {
 
     const response = await this.#send(method, url, headers, payload);
     return this.#interpret<T>(response);
+  }
+
+  /**
+   * Opens a long-lived GET (server-sent events, WHATWG HTML §9.2) with the client's credentials and
+   * tenant and resolves with the response once the server answered 2xx. With `timeoutMs`, the
+   * request fails once the connection stays silent that long before the response headers (TCP
+   * connect, TLS, the server's answer): a listener that accepts and never answers would otherwise
+   * hold the caller forever. No timeout applies to the body: the caller sets its own on
+   * `res.socket`. `unref` lets the process exit while the stream is connecting or open (a
+   * background follower). The caller reads the body and destroys the response to close the stream.
+   *
+   * @throws {RampartApiError} on a non-2xx answer.
+   * @throws {RampartTransportError} when no answer arrived.
+   * @example
+   * ```ts
+   * const res = await client.stream('/v1/secrets/events', { headers: { 'last-event-id': '42' } });
+   * res.setEncoding('utf8').on('data', (chunk: string) => process.stdout.write(chunk));
+   * ```
+   */
+  stream(path: string, options: { query?: RequestOptions['query']; headers?: Record<string, string>; timeoutMs?: number; unref?: boolean } = {}): Promise<IncomingMessage> {
+    const url = this.#url(path, options.query);
+    const headers: Record<string, string> = { accept: 'text/event-stream', ...options.headers };
+    if (this.#token !== undefined && this.#token !== '') headers.authorization = `Bearer ${this.#token}`;
+    if (this.#tenant !== undefined && this.#tenant !== '') headers['x-rampart-tenant'] = this.#tenant;
+    return new Promise((resolve, reject) => {
+      const req = https.request(url, { method: 'GET', headers, agent: this.#agent }, (res) => {
+        const status = res.statusCode ?? 0;
+        if (status >= 200 && status < 300) {
+          resolve(res);
+          return;
+        }
+        const chunks: Buffer[] = [];
+        res.on('data', (chunk: Buffer) => chunks.push(chunk));
+        res.on('error', (err) => reject(this.#transportError(err)));
+        res.on('end', () => {
+          try {
+            this.#interpret({ status, statusMessage: res.statusMessage ?? '', headers: res.headers, body: Buffer.concat(chunks).toString('utf8') });
+          } catch (err) {
+            reject(err);
+          }
+        });
+      });
+      const { timeoutMs, unref } = options;
+      req.on('socket', (socket) => {
+        if (unref) socket.unref();
+        if (timeoutMs === undefined) return;
+        const onTimeout = () => req.destroy(new Error(`GET ${path}: no answer within ${timeoutMs} ms`));
+        socket.setTimeout(timeoutMs, onTimeout);
+        req.once('response', () => socket.setTimeout(0).removeListener('timeout', onTimeout));
+      });
+      req.on('error', (err) => reject(this.#transportError(err)));
+      req.end();
+    });
   }
 
   /**

@@ -2,8 +2,9 @@
  * Revocation by OCSP for relying parties (RFC 6960): asks the responder named in the
  * certificate's AIA extension, with a fresh nonce (RFC 8954), checks that the answer is signed by
  * the certificate's issuer (§4.2.2.2, the issuer signing directly, as Rampart does), speaks about
- * this serial and echoes the nonce, and keeps a `good` answer until its nextUpdate or
- * {@link OcspCache.invalidate}. Fail closed: no responder URL, no answer, a bad signature, a
+ * this serial and echoes the nonce, and keeps a `good` answer until its nextUpdate, and no longer
+ * than `maxStalenessMs` (default 5 s) unless a {@link RevocationFeed} vouches for it
+ * (revocation-feed.ts), or until {@link OcspCache.invalidate}. Fail closed: no responder URL, no answer, a bad signature, a
  * stale or `unknown` answer all refuse the certificate.
  */
 import 'reflect-metadata';
@@ -11,6 +12,7 @@ import { randomBytes, verify, X509Certificate } from 'node:crypto';
 import * as x509 from '@peculiar/x509';
 import * as asn1js from 'asn1js';
 import * as pkijs from 'pkijs';
+import { DEFAULT_MAX_STALENESS_MS, type FetchedRevocationData, isCurrent, type RevocationNotices, serialKey } from './revocation-feed.js';
 import { SvidError } from './svid.js';
 
 /** Posts a DER OCSP request to the responder URL and returns the DER response. */
@@ -20,6 +22,10 @@ export interface OcspCacheOptions {
   readonly fetch: OcspFetcher;
   /** The clock; default the system clock. */
   readonly now?: () => Date;
+  /** Pushed revocations (a {@link RevocationFeed}): `good` answers it vouches for are kept until nextUpdate, and serials it announces are refused at once. */
+  readonly feed?: RevocationNotices;
+  /** Longest a `good` answer no feed vouches for is used after it was asked for; default 5,000 ms (`Infinity`: until nextUpdate). */
+  readonly maxStalenessMs?: number;
 }
 
 const ID_PKIX_OCSP_NONCE = '1.3.6.1.5.5.7.48.1.2';
@@ -31,21 +37,27 @@ const unavailable = (message: string, cause?: unknown) => new SvidError('svid.re
  *
  * @example
  * ```ts
- * const ocsp = new OcspCache({ fetch: (url, der) => post(url, der) });
+ * const ocsp = new OcspCache({ fetch: (url, der) => post(url, der), feed: new RevocationFeed({ source }) });
  * await ocsp.check(leaf, issuer); // throws SvidError svid.revoked or svid.revocation_unavailable
  * ```
  */
 export class OcspCache {
   readonly #fetch: OcspFetcher;
   readonly #now: () => Date;
-  readonly #good = new Map<string, number>();
+  readonly #feed: RevocationNotices | undefined;
+  readonly #maxStalenessMs: number;
+  readonly #good = new Map<string, FetchedRevocationData>();
+  /** Size at which answers that can no longer decide are swept out (doubling, so sweeps stay amortized O(1)). */
+  #sweepAt = 1024;
 
   constructor(options: OcspCacheOptions) {
     this.#fetch = options.fetch;
     this.#now = options.now ?? (() => new Date());
+    this.#feed = options.feed;
+    this.#maxStalenessMs = options.maxStalenessMs ?? DEFAULT_MAX_STALENESS_MS;
   }
 
-  /** Drops every cached answer (after a revocation event). */
+  /** Drops every cached answer (a {@link RevocationFeed} makes this unnecessary). */
   invalidate(): void {
     this.#good.clear();
   }
@@ -54,11 +66,34 @@ export class OcspCache {
    * @throws SvidError `svid.revoked`, `svid.revocation_unavailable`
    */
   async check(leaf: x509.X509Certificate, issuer: x509.X509Certificate): Promise<void> {
-    const key = `${issuer.subject} ${leaf.serialNumber}`;
-    const until = this.#good.get(key);
-    if (until !== undefined && this.#now().getTime() < until) return;
+    this.#refuseAnnounced(leaf);
     const url = leaf.getExtension(x509.AuthorityInfoAccessExtension)?.ocsp.find((n) => n.type === 'url')?.value;
     if (url === undefined) throw unavailable('the certificate names no OCSP responder');
+    const key = `${issuer.subject} ${leaf.serialNumber}`;
+    const cached = this.#good.get(key);
+    if (cached !== undefined && isCurrent(cached, this.#now().getTime(), leaf, url, this.#feed, this.#maxStalenessMs)) return;
+    this.#good.delete(key);
+    let answer = await this.#ask(url, leaf, issuer);
+    // A revocation announced (or a reconnection) while the question was in flight: the `good`
+    // answer may predate it. Announced serials are refused; for the rest the responder is asked
+    // once more (once: a burst of revocations must not keep a check waiting forever).
+    if (this.#feed && answer.mark !== this.#feed.mark()) {
+      this.#refuseAnnounced(leaf);
+      answer = await this.#ask(url, leaf, issuer);
+    }
+    this.#refuseAnnounced(leaf);
+    this.#good.set(key, answer);
+    if (this.#good.size >= this.#sweepAt) this.#sweep();
+  }
+
+  #refuseAnnounced(leaf: x509.X509Certificate): void {
+    if (this.#feed?.isRevoked(leaf.serialNumber)) throw new SvidError('svid.revoked', `certificate ${leaf.serialNumber} is revoked (announced by the control plane)`);
+  }
+
+  /** One question to the responder, with a fresh nonce; the `good` answer with when it was asked and the feed's mark then. */
+  async #ask(url: string, leaf: x509.X509Certificate, issuer: x509.X509Certificate): Promise<FetchedRevocationData> {
+    const fetchedAt = this.#now().getTime();
+    const mark = this.#feed?.mark() ?? 0;
     const nonce = randomBytes(16);
     const request = new pkijs.OCSPRequest();
     await request.createForCertificate(pkijs.Certificate.fromBER(leaf.rawData), { hashAlgorithm: 'SHA-256', issuerCertificate: pkijs.Certificate.fromBER(issuer.rawData) });
@@ -69,8 +104,15 @@ export class OcspCache {
     } catch (err) {
       throw unavailable(`the OCSP responder at ${url} did not answer`, err);
     }
-    const nextUpdate = this.#evaluate(der, leaf, issuer, nonce);
-    this.#good.set(key, nextUpdate);
+    return { nextUpdate: this.#evaluate(der, leaf, issuer, nonce), fetchedAt, mark };
+  }
+
+  /** Drops answers past their nextUpdate or from before the feed's last revocation or reconnection: one per peer certificate ever seen would pile up. */
+  #sweep(): void {
+    const now = this.#now().getTime();
+    const mark = this.#feed?.mark();
+    for (const [key, answer] of this.#good) if (now >= answer.nextUpdate || (mark !== undefined && answer.mark !== mark)) this.#good.delete(key);
+    this.#sweepAt = Math.max(1024, this.#good.size * 2);
   }
 
   /** Returns the answer's nextUpdate when it says `good`; throws otherwise. The bytes come from the network. */
@@ -98,8 +140,8 @@ export class OcspCache {
     if (!echoed || !Buffer.from(echoed.extnValue.valueBlock.valueHexView).equals(Buffer.from(new asn1js.OctetString({ valueHex: nonce }).toBER()))) {
       throw unavailable('the OCSP answer does not echo our nonce (a replay?)');
     }
-    const serial = leaf.serialNumber.toLowerCase().replace(/^(00)+/, '');
-    const single = basic.tbsResponseData.responses.find((r) => Buffer.from(r.certID.serialNumber.valueBlock.valueHexView).toString('hex').replace(/^(00)+/, '') === serial);
+    const serial = serialKey(leaf.serialNumber);
+    const single = basic.tbsResponseData.responses.find((r) => serialKey(Buffer.from(r.certID.serialNumber.valueBlock.valueHexView).toString('hex')) === serial);
     if (!single) throw unavailable('the OCSP answer does not speak about this certificate');
     const now = this.#now();
     if (single.thisUpdate > new Date(now.getTime() + 300_000) || (single.nextUpdate !== undefined && single.nextUpdate <= now)) throw unavailable('the OCSP answer is not current');

@@ -2,7 +2,7 @@ import type { Clock } from '../core/clock.js';
 import type { Sealer } from '../core/sealer.js';
 import { SecretsError } from '../core/errors.js';
 import type { Principal } from '../identity/principal.js';
-import type { Stores } from '../store/stores.js';
+import type { Stores, Transact } from '../store/stores.js';
 
 /**
  * Secrets engines behind the Vault-compatible API (`/v1/<mount path>/…`).
@@ -122,6 +122,16 @@ export interface EngineResponse {
 
 export interface SecretsEngine {
   plan(req: EngineRequestHead): EnginePlan | Promise<EnginePlan>;
+  /**
+   * The part of a write that calls an external system (creating a user on a target database),
+   * run once the request is authorized and before its transaction opens: store transactions are
+   * group-committed, and one waiting on a slow remote call would hold every other request's
+   * commit (src/store/group-commit.ts). `req.stores` are not bound to a transaction; `transact`
+   * is for bookkeeping that must be durable before the external call (a provisional lease), so it
+   * shares a group commit instead of paying its own. The same engine instance then runs `handle`,
+   * which records the outcome with the audit event.
+   */
+  precheck?(req: EngineRequest, transact: Transact): Promise<void>;
   /** Throws `SecretsError` to refuse; the adapter turns it into Vault's error shape. */
   handle(req: EngineRequest): Promise<EngineResponse>;
 }

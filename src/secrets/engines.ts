@@ -1,5 +1,6 @@
 import type { EngineFactory } from './engine.js';
 import { kvEngine } from './kv/engine.js';
+import { versionedKvEngine } from './kv1/versioned-kv.js';
 import { databaseEngine } from './database/engine.js';
 import { transitEngine } from './transit/engine.js';
 
@@ -8,7 +9,8 @@ import { transitEngine } from './transit/engine.js';
  * `sys/mounts` accepts exactly these types.
  */
 export const BUILTIN_ENGINES: readonly EngineFactory[] = [
-  kvEngine,
+  // `kv` with options.version "1" (src/secrets/kv1/) or "2" (src/secrets/kv/).
+  versionedKvEngine(kvEngine),
   transitEngine,
   databaseEngine,
 ];

@@ -60,8 +60,13 @@ export interface MountInput {
   readonly maxLeaseTtl: number;
 }
 
-export async function mountEngine(stores: Stores, registry: EngineRegistry, clock: Clock, tenant: string, path: string, input: MountInput): Promise<Mount> {
+/** Vault's mount type aliases (`vault secrets enable kv-v2`): `kv` with that version option. */
+const KV_ALIASES: Readonly<Record<string, string>> = { 'kv-v1': '1', 'kv-v2': '2' };
+
+export async function mountEngine(stores: Stores, registry: EngineRegistry, clock: Clock, tenant: string, path: string, given: MountInput): Promise<Mount> {
   const p = normalizeMountPath(path);
+  const aliased = KV_ALIASES[given.type];
+  const input = aliased === undefined ? given : { ...given, type: 'kv', options: { ...given.options, version: aliased } };
   const factory = registry.factory(input.type);
   await stores.mounts.lockTenant(tenant);
   const existing = await stores.mounts.list(tenant);

@@ -12,6 +12,8 @@ import { requireTenant } from '../identity/tenants.js';
 import { chainPem } from '../pki/ca.js';
 import type { Runtime } from '../runtime.js';
 import { authenticate } from './authenticate.js';
+import { LazyRequestLogger } from './request-logger.js';
+import { CachedTokenStore, TokenCache } from './token-cache.js';
 import { authorizeRequest } from './authorize.js';
 import { PROBLEM_CONTENT_TYPE, problem, problemFor } from './problem.js';
 import type { AuditDetails, RequestContext, TransactResult } from './request-context.js';
@@ -20,14 +22,16 @@ import { metaRoutes } from './routes/meta.js';
 import { pkiRoutes } from './routes/pki.js';
 import { pkiAgentRoutes } from './routes/pki-agent.js';
 import { pkiEventRoutes } from './routes/pki-events.js';
+import { secretEventRoutes } from './routes/secrets-events.js';
 import { pkiRegistrationRoutes } from './routes/pki-registrations.js';
 import { authzDecisionRoutes } from './routes/authz-decisions.js';
 import { authzPolicyRoutes } from './routes/authz-policies.js';
 import { tenantRoutes } from './routes/tenants.js';
 import { tlogRoutes } from './routes/tlog.js';
 import { tokenRoutes } from './routes/tokens.js';
-import { sendVaultError } from './vault/errors.js';
+import { sendVaultError, speaksVault, vaultErrorPayload, vaultNoRoute, vaultPathOf } from './vault/errors.js';
 import { vaultNamespaceTenant } from './vault/namespace.js';
+import { clientErrorHandler } from './vault/list-verb.js';
 import { vaultRoutes } from './vault/routes.js';
 
 export interface BuildAppOptions {
@@ -44,11 +48,14 @@ export interface BuildAppOptions {
 export async function buildApp(runtime: Runtime, options: BuildAppOptions = {}): Promise<FastifyInstance> {
   const app = Fastify({
     loggerInstance: runtime.logger,
+    childLoggerFactory: LazyRequestLogger.factory,
     bodyLimit: runtime.config.bodyLimit,
     genReqId: () => randomUUID(),
     requestIdHeader: false,
     // Refused in onRequest instead, so that the 503 is problem+json like every other error.
     return503OnClosing: false,
+    // Vault's LIST method, which Node's parser refuses, and the parser's other refusals (vault/list-verb.ts).
+    clientErrorHandler: clientErrorHandler(runtime),
     ...(options.https ? { https: options.https } : {}),
     ajv: {
       customOptions: {
@@ -80,13 +87,23 @@ export async function buildApp(runtime: Runtime, options: BuildAppOptions = {}):
   // type into a validation error instead of a 415.
   app.removeContentTypeParser('text/plain');
 
+  // Token rows are read through a short-lived cache that every committed change of this process
+  // clears (src/server/token-cache.ts says what revocation sees, here and on other replicas).
+  const tokenCache = new TokenCache(runtime.stores.tokens);
+  const authenticationDeps = {
+    tokens: new CachedTokenStore(runtime.stores.tokens, tokenCache),
+    tenants: runtime.stores.tenants,
+    certificates: runtime.stores.certificates,
+    clock: runtime.clock,
+  };
+
   let closing = false;
   app.addHook('preClose', async () => {
     closing = true;
   });
 
   app.addHook('onRequest', async (req, reply) => {
-    req.rampart = newContext(req, runtime);
+    req.rampart = new HookContext(req, runtime, tokenCache);
     reply.header('x-request-id', req.id);
     if (closing) {
       reply.header('connection', 'close').header('retry-after', '1');
@@ -96,12 +113,7 @@ export async function buildApp(runtime: Runtime, options: BuildAppOptions = {}):
     if (config.public) return;
     if (config.credentialsInBody) return; // the handler authenticates (routes/pki-agent.ts, vault/auth-approle.ts)
     const ctx = req.rampart;
-    const authenticated = await authenticate(req, {
-      tokens: runtime.stores.tokens,
-      tenants: runtime.stores.tenants,
-      certificates: runtime.stores.certificates,
-      clock: runtime.clock,
-    });
+    const authenticated = await authenticate(req, authenticationDeps);
     ctx.principal = authenticated.principal;
     ctx.token = authenticated.token;
     const named = req.headers['x-rampart-tenant'] ?? vaultNamespaceTenant(req.headers['x-vault-namespace']);
@@ -132,8 +144,12 @@ export async function buildApp(runtime: Runtime, options: BuildAppOptions = {}):
       // Fail closed: the answer is replaced, so nothing computed without an audit record leaves.
       const code = isRampartError(err) && err.code === 'audit.pushback' ? 'audit.pushback' : 'audit.write_failed';
       req.log.error({ err }, 'audit append failed; refusing the request');
-      reply.code(503).header('content-type', PROBLEM_CONTENT_TYPE).header('retry-after', '1');
-      return JSON.stringify(problem(code, 'the audit log could not record this request; nothing was returned', req.id));
+      const detail = 'the audit log could not record this request; nothing was returned';
+      reply.code(503).header('retry-after', '1');
+      // Vault clients parse `{"errors":[…]}` on Vault paths (vault/errors.ts), problem+json elsewhere.
+      const vault = speaksVault(req);
+      reply.header('content-type', vault ? 'application/json' : PROBLEM_CONTENT_TYPE);
+      return vault ? vaultErrorPayload([detail]) : JSON.stringify(problem(code, detail, req.id));
     }
   });
 
@@ -146,15 +162,16 @@ export async function buildApp(runtime: Runtime, options: BuildAppOptions = {}):
   });
 
   app.setErrorHandler(async (err, req, reply) => {
-    if (req.routeOptions.config.vault) return sendVaultError(err, req, reply);
+    if (speaksVault(req)) return sendVaultError(err, req, reply);
     const body = problemFor(err, req.id);
     if (req.rampart) req.rampart.errorCode = body.code;
     if (body.status >= 500) req.log.error({ err }, 'request failed');
-    if (body.code === 'audit.pushback') reply.header('retry-after', '1');
+    if (body.code === 'audit.pushback' || body.code === 'store.pushback') reply.header('retry-after', '1');
     return reply.code(body.status).header('content-type', PROBLEM_CONTENT_TYPE).send(JSON.stringify(body));
   });
 
   app.setNotFoundHandler(async (req, reply) => {
+    if (speaksVault(req)) throw vaultNoRoute(vaultPathOf(req));
     const body = problem('request.not_found', `no route ${req.method} ${req.url.split('?')[0]}`, req.id);
     req.rampart.errorCode = body.code;
     return reply.code(404).header('content-type', PROBLEM_CONTENT_TYPE).send(JSON.stringify(body));
@@ -171,6 +188,7 @@ export async function buildApp(runtime: Runtime, options: BuildAppOptions = {}):
   await app.register(pkiRegistrationRoutes(runtime));
   await app.register(pkiAgentRoutes(runtime));
   await app.register(pkiEventRoutes(runtime));
+  await app.register(secretEventRoutes(runtime, authenticationDeps.tokens));
   await app.register(authzDecisionRoutes(runtime));
   await app.register(authzPolicyRoutes(runtime));
   await app.register(vaultRoutes(runtime));
@@ -179,20 +197,23 @@ export async function buildApp(runtime: Runtime, options: BuildAppOptions = {}):
 
 /**
  * Root rotation adds a root: a client whose SVID chains to it must be able to connect without a
- * restart, so the listener's client-CA list follows the trust bundle. `setSecureContext` applies
- * to new handshakes only; established connections keep theirs.
+ * restart, so the listener's client-CA list follows the trust bundle. Its own certificate follows
+ * `runtime.tls`, which renews itself (src/server/server-certificate.ts); the `key` and `cert` given
+ * to buildApp are the runtime's at start. `setSecureContext` applies to new handshakes only;
+ * established connections keep theirs.
  */
 function followTrustBundle(app: FastifyInstance, runtime: Runtime, https: HttpsServerOptions): void {
-  const unsubscribe = runtime.pkiEvents.watchBundle(() => {
-    const { key, cert, minVersion, maxVersion, ciphers } = https;
+  const reload = () => {
+    const { minVersion, maxVersion, ciphers } = https;
     try {
-      (app.server as unknown as TlsServer).setSecureContext({ key, cert, minVersion, maxVersion, ciphers, ca: chainPem(...runtime.ca.roots) });
+      (app.server as unknown as TlsServer).setSecureContext({ key: runtime.tls.keyPem, cert: runtime.tls.certPem, minVersion, maxVersion, ciphers, ca: chainPem(...runtime.ca.roots) });
     } catch (err) {
-      // The old context stays in force: clients under the new root fail until a restart.
-      app.log.error({ err }, 'could not load the new trust bundle into the TLS listener');
+      // The old context stays in force: clients under the new root fail, and the old certificate is served, until a restart.
+      app.log.error({ err }, 'could not load the new trust bundle or server certificate into the TLS listener');
     }
-  });
-  app.addHook('onClose', async () => unsubscribe());
+  };
+  const unsubscribe = [runtime.pkiEvents.watchBundle(reload), runtime.tls.onRenew(reload)];
+  app.addHook('onClose', async () => unsubscribe.forEach((u) => u()));
 }
 
 /**
@@ -209,34 +230,46 @@ async function addressedTenant(runtime: Runtime, home: string, named: string): P
   }
 }
 
-function newContext(req: FastifyRequest, runtime: Runtime): RequestContext {
-  const ctx: RequestContext = {
-    requestId: req.id,
-    startedAt: process.hrtime.bigint(),
-    principal: undefined,
-    token: undefined,
-    decision: undefined,
-    tenant: undefined,
-    action: undefined,
-    resource: undefined,
-    errorCode: undefined,
-    audited: false,
-    async transact<T>(status: number, work: Parameters<RequestContext['transact']>[1]): Promise<T> {
-      const result = await runtime.transact(async (stores) => {
-        const done = (await work(stores)) as TransactResult<T>;
-        const tenant = ctx.tenant ?? ctx.principal?.tenant ?? 'default';
-        const subject = done.subject
-          ? await runtime.subjects.seal(stores.subjectKeys, tenant, done.subject.id, done.subject.data, runtime.clock.now().toISOString())
-          : undefined;
-        await stores.audit.insert([runtime.audit.rowFor(eventFor(req, runtime, done.status ?? status, 'success', done.details, subject))]);
-        return done.result;
-      });
-      runtime.audit.recordCommitted(1);
-      ctx.audited = true;
-      return result;
-    },
-  };
-  return ctx;
+/** The request's context, one per request; a class so that no closure is allocated for it. */
+class HookContext implements RequestContext {
+  readonly requestId: string;
+  readonly startedAt = process.hrtime.bigint();
+  principal: RequestContext['principal'] = undefined;
+  token: RequestContext['token'] = undefined;
+  decision: RequestContext['decision'] = undefined;
+  tenant: string | undefined = undefined;
+  action: string | undefined = undefined;
+  resource: RequestContext['resource'] = undefined;
+  errorCode: string | undefined = undefined;
+  auditDetails: AuditDetails | undefined = undefined;
+  audited = false;
+
+  constructor(
+    private readonly req: FastifyRequest,
+    private readonly runtime: Runtime,
+    private readonly tokenCache: TokenCache,
+  ) {
+    this.requestId = req.id;
+  }
+
+  async transact<T>(status: number, work: Parameters<RequestContext['transact']>[1]): Promise<T> {
+    const { req, runtime } = this;
+    const result = await runtime.transact(async (stores) => {
+      const done = (await work(stores)) as TransactResult<T>;
+      const tenant = this.tenant ?? this.principal?.tenant ?? 'default';
+      const subject = done.subject
+        ? await runtime.subjects.seal(stores.subjectKeys, tenant, done.subject.id, done.subject.data, runtime.clock.now().toISOString())
+        : undefined;
+      await stores.audit.insert([runtime.audit.rowFor(eventFor(req, runtime, done.status ?? status, 'success', done.details, subject))]);
+      return done.result;
+    });
+    // Whatever the change was (a revoked or renewed token among them), authentication reads the
+    // store anew from now on; this runs before the answer is sent.
+    this.tokenCache.invalidate();
+    runtime.audit.recordCommitted(1);
+    this.audited = true;
+    return result;
+  }
 }
 
 /** Client errors are `invalid` (the request was refused as it stood); server errors `failed`. */

@@ -35,14 +35,11 @@ export interface Authenticated {
 }
 
 export async function authenticate(req: FastifyRequest, deps: AuthenticationDeps): Promise<Authenticated> {
-  const socket = req.raw.socket as Partial<TLSSocket>;
-  const peer = typeof socket.getPeerCertificate === 'function' ? socket.getPeerCertificate(false) : undefined;
-  const hasClientCert = peer !== undefined && peer !== null && Object.keys(peer).length > 0;
-  if (hasClientCert && !socket.authorized) {
-    throw new AuthError('auth.client_cert_untrusted', `the client certificate does not chain to this control plane's CA (${String(socket.authorizationError ?? 'unknown')})`);
-  }
-  // A revoked certificate is refused whatever else comes with it, like a foreign one.
-  const cert = hasClientCert && peer ? parseClientCertificate(peer.raw) : undefined;
+  const peer = peerOf(req.raw.socket as Partial<TLSSocket>);
+  if (peer.error) throw peer.error;
+  const cert = peer.cert;
+  // A revoked certificate is refused whatever else comes with it, like a foreign one; checked
+  // on every request, so a revocation applies to connections already open.
   if (cert) await refuseRevoked(cert, deps.certificates);
   const token = bearerToken(req);
   if (token !== undefined) {
@@ -51,6 +48,50 @@ export async function authenticate(req: FastifyRequest, deps: AuthenticationDeps
   }
   if (cert) return { principal: await workloadPrincipal(cert, deps) };
   throw new AuthError('auth.missing_credentials', 'present a bearer token (Authorization: Bearer or X-Vault-Token) or a client certificate');
+}
+
+/** What the TLS handshake established about the client: its parsed certificate, or why it is refused. */
+interface Peer {
+  readonly cert: x509.X509Certificate | undefined;
+  readonly error: AuthError | undefined;
+}
+
+const NO_PEER: Peer = { cert: undefined, error: undefined };
+
+/**
+ * The peer of a connection is fixed by its handshake (TLS 1.3 has no renegotiation, and Node
+ * offers no post-handshake authentication), so it is read and parsed once per connection, not
+ * once per request on it.
+ */
+const peers = new WeakMap<object, Peer>();
+
+function peerOf(socket: Partial<TLSSocket>): Peer {
+  let peer = peers.get(socket);
+  if (!peer) {
+    peer = readPeer(socket);
+    peers.set(socket, peer);
+  }
+  return peer;
+}
+
+/** Whether the connection presented a client certificate at all, trusted or not (authentication refuses an untrusted one). */
+export function presentsClientCertificate(req: FastifyRequest): boolean {
+  const peer = peerOf(req.raw.socket as Partial<TLSSocket>);
+  return peer.cert !== undefined || peer.error !== undefined;
+}
+
+function readPeer(socket: Partial<TLSSocket>): Peer {
+  const presented = typeof socket.getPeerCertificate === 'function' ? socket.getPeerCertificate(false) : undefined;
+  if (presented === undefined || presented === null || Object.keys(presented).length === 0) return NO_PEER;
+  if (!socket.authorized) {
+    const why = `the client certificate does not chain to this control plane's CA (${String(socket.authorizationError ?? 'unknown')})`;
+    return { cert: undefined, error: new AuthError('auth.client_cert_untrusted', why) };
+  }
+  try {
+    return { cert: parseClientCertificate(presented.raw), error: undefined };
+  } catch (err) {
+    return { cert: undefined, error: err as AuthError };
+  }
 }
 
 /** The chain already verified; a certificate our parser cannot read still carries no identity. */
@@ -62,7 +103,12 @@ function parseClientCertificate(raw: Buffer): x509.X509Certificate {
   }
 }
 
-function bearerToken(req: FastifyRequest): string | undefined {
+/**
+ * The token a request presents, not yet verified: `Authorization: Bearer` first, then Vault's
+ * `X-Vault-Token`. Every reader of request credentials uses this one precedence, so that what
+ * authenticates a request and what a handler takes for the caller's token cannot differ.
+ */
+export function bearerToken(req: FastifyRequest): string | undefined {
   const auth = req.headers.authorization;
   if (typeof auth === 'string' && auth.length > 0) {
     const m = /^Bearer\s+(\S+)\s*$/i.exec(auth);

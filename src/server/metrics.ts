@@ -22,6 +22,13 @@ export class Metrics {
     labelNames: ['result'] as const,
     registers: [this.registry],
   });
+  readonly storeBatchSize = new Histogram({
+    name: 'rampart_store_batch_size',
+    help: 'Write transactions per group-commit batch (SQLite), by result of its COMMIT',
+    labelNames: ['result'] as const,
+    buckets: [1, 2, 4, 8, 16, 32, 64],
+    registers: [this.registry],
+  });
   readonly auditSinkLag = new Gauge({
     name: 'rampart_audit_sink_lag_events',
     help: 'Integrated audit events a SIEM sink has not received yet',

@@ -1,12 +1,35 @@
 import { type Kysely, sql } from 'kysely';
-import type { AuditStore, EventPage, Integration, LeafEntry, PendingEntry, TreeNodeRow, TreeState } from '../audit/store.js';
+import type { AuditRowInput, AuditStore, EventPage, Integration, LeafEntry, PendingEntry, StoredBundle, TreeNodeRow, TreeState } from '../audit/store.js';
 import { requireEntrySize } from '../audit/event-bounds.js';
 import { type EventFilter, indexFieldsOf } from '../audit/query.js';
 import type { Dialect } from './database.js';
 import { insertTreeNodes } from './audit-tree-nodes.js';
+import { PreparedQuery } from './prepared-query.js';
 import type { Database } from './schema.js';
 
 const TREE_ROW = 1;
+
+// SQLite's per-row statements (see insert and #assignLeaves), compiled once.
+const insertEvent = new PreparedQuery(
+  (
+    db,
+    v: { tenant: string; recorded_at: string; payload: string; event_time: string | null; principal_id: string | null; action: string | null; resource: string | null; outcome: string | null },
+  ) =>
+    // leaf_index and leaf_hash stay NULL (no default) until integration.
+    db.insertInto('audit_events').values({
+      tenant: v.tenant,
+      recorded_at: v.recorded_at,
+      payload: v.payload,
+      event_time: v.event_time,
+      principal_id: v.principal_id,
+      action: v.action,
+      resource: v.resource,
+      outcome: v.outcome,
+    }),
+);
+const assignLeaf = new PreparedQuery((db, e: { id: number; leafIndex: number; leafHash: string }) =>
+  db.updateTable('audit_events').set({ leaf_index: e.leafIndex, leaf_hash: e.leafHash }).where('id', '=', e.id),
+);
 
 export class SqlAuditStore implements AuditStore {
   constructor(
@@ -14,17 +37,15 @@ export class SqlAuditStore implements AuditStore {
     private readonly dialect: Dialect,
   ) {}
 
-  async insert(rows: readonly { tenant: string; recordedAt: string; payload: string }[]): Promise<void> {
+  async insert(rows: readonly AuditRowInput[]): Promise<void> {
     if (rows.length === 0) return;
     for (const r of rows) requireEntrySize(r.payload);
     const values = rows.map((r) => {
-      const f = indexFieldsOf(r.payload);
+      const f = r.index ?? indexFieldsOf(r.payload);
       return {
         tenant: r.tenant,
         recorded_at: r.recordedAt,
         payload: r.payload,
-        leaf_index: null,
-        leaf_hash: null,
         event_time: f.eventTime,
         principal_id: f.principalId,
         action: f.action,
@@ -33,7 +54,7 @@ export class SqlAuditStore implements AuditStore {
       };
     });
     if (this.dialect === 'postgres') {
-      // One array parameter per column instead of eleven parameters per row: PostgreSQL then
+      // One array parameter per column instead of eight parameters per row: PostgreSQL then
       // parses and binds a statement of constant size, whatever the group commit's batch size;
       // ids follow the array order, which is the append order.
       const column = (pick: (v: (typeof values)[number]) => string | null) => values.map(pick);
@@ -44,7 +65,16 @@ export class SqlAuditStore implements AuditStore {
         order by n`.execute(this.db);
       return;
     }
-    await this.db.insertInto('audit_events').values(values).execute();
+    // SQLite runs in-process: one cached single-row INSERT per row costs less than building,
+    // compiling and preparing a statement whose text changes with the batch size. The rows of a
+    // batch stay all-or-nothing: inside the caller's transaction, or in one of their own.
+    if (this.db.isTransaction) {
+      for (const v of values) await insertEvent.execute(this.db, v);
+      return;
+    }
+    await this.db.transaction().execute(async (trx) => {
+      for (const v of values) await insertEvent.execute(trx, v);
+    });
   }
 
   async integratePending(
@@ -82,20 +112,18 @@ export class SqlAuditStore implements AuditStore {
   }
 
   /**
-   * One statement per batch on PostgreSQL (a round trip per row would dominate integration);
-   * SQLite runs in-process, where a cached prepared UPDATE per row is cheaper than building a
-   * large statement.
+   * One statement per batch: an UPDATE joined to the batch's arrays on PostgreSQL (a round trip
+   * per row would dominate integration); on SQLite, which runs in-process, one cached UPDATE run
+   * per row inside the transaction, without building a query per leaf.
    */
   async #assignLeaves(trx: Kysely<Database>, entries: Integration['entries']): Promise<void> {
     if (this.dialect === 'postgres') {
-      const rows = entries.map((e) => sql`(${e.id}::bigint, ${e.leafIndex}::bigint, ${e.leafHash}::text)`);
       await sql`update audit_events as a set leaf_index = v.leaf_index, leaf_hash = v.leaf_hash
-        from (values ${sql.join(rows)}) as v(id, leaf_index, leaf_hash) where a.id = v.id`.execute(trx);
+        from unnest(${entries.map((e) => e.id)}::bigint[], ${entries.map((e) => e.leafIndex)}::bigint[], ${entries.map((e) => e.leafHash)}::text[]) as v(id, leaf_index, leaf_hash)
+        where a.id = v.id`.execute(trx);
       return;
     }
-    for (const e of entries) {
-      await trx.updateTable('audit_events').set({ leaf_index: e.leafIndex, leaf_hash: e.leafHash }).where('id', '=', e.id).execute();
-    }
+    for (const e of entries) await assignLeaf.execute(trx, { id: e.id, leafIndex: e.leafIndex, leafHash: e.leafHash });
   }
 
   async treeState(): Promise<TreeState | undefined> {
@@ -162,6 +190,49 @@ export class SqlAuditStore implements AuditStore {
       .orderBy('leaf_index')
       .execute();
     return rows.map((r) => ({ leafIndex: Number(r.leaf_index), payload: r.payload, leafHash: r.leaf_hash ?? '', prunedAt: r.pruned_at }));
+  }
+
+  // Tile reads run once per tile request: plain SQL without the query builder, and a hash tile
+  // comes back as one string rather than 256 row objects (docs/audit.md, Performance).
+  async tileHashesHex(height: number, start: number, end: number): Promise<string> {
+    const concat = (col: string, order: string) =>
+      this.dialect === 'postgres' ? sql.raw(`string_agg(${col}, '' order by ${order})`) : sql.raw(`group_concat(${col}, '' order by ${order})`);
+    const { rows } =
+      height === 0
+        ? await sql<{ h: string | null }>`select ${concat('leaf_hash', 'leaf_index')} as h from audit_events where leaf_index >= ${start} and leaf_index < ${end}`.execute(this.db)
+        : await sql<{ h: string | null }>`select ${concat('hash', 'idx')} as h from audit_tree_nodes where height = ${height} and idx >= ${start} and idx < ${end}`.execute(this.db);
+    return rows[0]?.h ?? '';
+  }
+
+  async entryBundle(start: number, end: number): Promise<StoredBundle> {
+    // The bundle is concatenated by the database: one value per bundle instead of 256 row objects.
+    // SQLite's `||` on blobs yields text, which keeps every byte (NULs included) until the cast.
+    const encoded =
+      this.dialect === 'postgres'
+        ? sql`string_agg(substring(int4send(octet_length(convert_to(payload, 'UTF8'))) from 3 for 2) || convert_to(payload, 'UTF8'), ''::bytea order by leaf_index)`
+        : sql`cast(group_concat(unhex(printf('%04x', length(cast(payload as blob)))) || cast(payload as blob), '' order by leaf_index) as blob)`;
+    const bytes = this.dialect === 'postgres' ? sql`octet_length(convert_to(payload, 'UTF8'))` : sql`length(cast(payload as blob))`;
+    const { rows } = await sql<{ body: Uint8Array | null; n: number | string; lo: number | string | null; hi: number | string | null; p: number | string; fp: number | string | null; longest: number | string | null }>`
+      select ${encoded} as body, count(*) as n, min(leaf_index) as lo, max(leaf_index) as hi, count(pruned_at) as p,
+        min(case when pruned_at is not null then leaf_index end) as fp, max(${bytes}) as longest
+      from audit_events where leaf_index >= ${start} and leaf_index < ${end}`.execute(this.db);
+    const r = rows[0];
+    const num = (v: number | string | null | undefined): number | null => (v === null || v === undefined ? null : Number(v));
+    return {
+      body: r?.body ?? new Uint8Array(0),
+      count: num(r?.n) ?? 0,
+      first: num(r?.lo),
+      last: num(r?.hi),
+      pruned: num(r?.p) ?? 0,
+      firstPruned: num(r?.fp),
+      longest: num(r?.longest) ?? 0,
+    };
+  }
+
+  async prunedLeaves(start: number, end: number): Promise<number[]> {
+    const { rows } = await sql<{ leaf_index: number }>`select leaf_index from audit_events
+      where leaf_index >= ${start} and leaf_index < ${end} and pruned_at is not null order by leaf_index`.execute(this.db);
+    return rows.map((r) => Number(r.leaf_index));
   }
 
   async count(): Promise<number> {

@@ -23,6 +23,7 @@ export class SqlDatabaseStore implements DatabaseStore {
       connection_url: c.connectionUrl,
       username: c.username,
       sealed_password: c.sealedPassword,
+      pending_sealed_password: c.pendingSealedPassword ?? null,
       allowed_roles: JSON.stringify(c.allowedRoles),
       verify_connection: c.verifyConnection ? 1 : 0,
       root_rotation_statements: JSON.stringify(c.rootRotationStatements),
@@ -95,6 +96,7 @@ export class SqlDatabaseStore implements DatabaseStore {
       rotation_period: r.rotationPeriod,
       rotation_statements: JSON.stringify(r.rotationStatements),
       sealed_password: r.sealedPassword,
+      pending_sealed_password: r.pendingSealedPassword ?? null,
       last_rotated_at: r.lastRotatedAt,
       next_rotation_at: r.nextRotationAt,
       rotation_attempts: r.rotationAttempts,
@@ -122,6 +124,11 @@ export class SqlDatabaseStore implements DatabaseStore {
     return rows.map(staticFromRow);
   }
 
+  async pendingRootRotations(): Promise<DatabaseConfig[]> {
+    const rows = await this.db.selectFrom('secrets_database_configs').selectAll().where('pending_sealed_password', 'is not', null).orderBy('tenant').orderBy('mount').orderBy('name').execute();
+    return rows.map(configFromRow);
+  }
+
   async purgeMount(tenant: string, mount: string): Promise<void> {
     for (const table of ['secrets_database_configs', 'secrets_database_roles', 'secrets_database_static_roles'] as const) {
       await this.db.deleteFrom(table).where('tenant', '=', tenant).where('mount', '=', mount).execute();
@@ -138,6 +145,7 @@ function configFromRow(r: Selectable<SecretsDatabaseConfigsTable>): DatabaseConf
     connectionUrl: r.connection_url,
     username: r.username,
     sealedPassword: r.sealed_password,
+    ...(r.pending_sealed_password !== null && { pendingSealedPassword: r.pending_sealed_password }),
     allowedRoles: JSON.parse(r.allowed_roles) as string[],
     verifyConnection: Number(r.verify_connection) === 1,
     rootRotationStatements: JSON.parse(r.root_rotation_statements) as string[],
@@ -170,6 +178,7 @@ function staticFromRow(r: Selectable<SecretsDatabaseStaticRolesTable>): StaticRo
     rotationPeriod: Number(r.rotation_period),
     rotationStatements: JSON.parse(r.rotation_statements) as string[],
     sealedPassword: r.sealed_password,
+    ...(r.pending_sealed_password !== null && { pendingSealedPassword: r.pending_sealed_password }),
     lastRotatedAt: r.last_rotated_at,
     nextRotationAt: r.next_rotation_at,
     rotationAttempts: Number(r.rotation_attempts),

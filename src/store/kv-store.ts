@@ -1,7 +1,42 @@
 import { type Kysely, type Selectable, sql } from 'kysely';
 import type { KvConfigRecord, KvKey, KvMetadataRecord, KvStore, KvVersionRecord } from '../secrets/kv/store.js';
 import type { Dialect } from './database.js';
+import { PreparedQuery } from './prepared-query.js';
 import type { Database, KvMetadataTable, KvVersionsTable } from './schema.js';
+
+type KeyParams = { tenant: string; mount: string; path: string };
+
+const selectMetadata = (db: Kysely<Database>, k: KeyParams) =>
+  db.selectFrom('kv_metadata').selectAll().where('tenant', '=', k.tenant).where('mount', '=', k.mount).where('path', '=', k.path);
+
+// The reads of every KV request, compiled once (prepared-query.ts).
+const metadataOf = new PreparedQuery(selectMetadata);
+const metadataForUpdate = new PreparedQuery((db, k: KeyParams) => selectMetadata(db, k).forUpdate());
+const versionOf = new PreparedQuery((db, k: KeyParams & { version: number }) =>
+  db.selectFrom('kv_versions').selectAll().where('tenant', '=', k.tenant).where('mount', '=', k.mount).where('path', '=', k.path).where('version', '=', k.version),
+);
+/**
+ * `GET data/`: the metadata row with the asked version (0: the current one) joined to it, one
+ * primary-key lookup each. The version's columns are null when it does not exist.
+ */
+const metadataWithVersion = new PreparedQuery((db, k: KeyParams & { version: number }) =>
+  db
+    .selectFrom('kv_metadata as m')
+    .leftJoin('kv_versions as v', (join) =>
+      join
+        .onRef('v.tenant', '=', 'm.tenant')
+        .onRef('v.mount', '=', 'm.mount')
+        .onRef('v.path', '=', 'm.path')
+        .on('v.version', '=', sql<number>`coalesce(nullif(${k.version}, 0), m.current_version)`),
+    )
+    .selectAll('m')
+    .select(['v.version as v_version', 'v.ciphertext as v_ciphertext', 'v.created_at as v_created_at', 'v.deletion_time as v_deletion_time', 'v.destroyed as v_destroyed'])
+    .where('m.tenant', '=', k.tenant)
+    .where('m.mount', '=', k.mount)
+    .where('m.path', '=', k.path),
+);
+
+const keyParams = (k: KvKey): KeyParams => ({ tenant: k.tenant, mount: k.mount, path: k.path });
 
 export class SqlKvStore implements KvStore {
   constructor(
@@ -9,13 +44,20 @@ export class SqlKvStore implements KvStore {
     private readonly dialect: Dialect,
   ) {}
 
-  #metadataQuery(k: KvKey) {
-    return this.db.selectFrom('kv_metadata').selectAll().where('tenant', '=', k.tenant).where('mount', '=', k.mount).where('path', '=', k.path);
+  async metadata(k: KvKey): Promise<KvMetadataRecord | undefined> {
+    const [r] = await metadataOf.execute(this.db, keyParams(k));
+    return r && toMetadata(r);
   }
 
-  async metadata(k: KvKey): Promise<KvMetadataRecord | undefined> {
-    const r = await this.#metadataQuery(k).executeTakeFirst();
-    return r && toMetadata(r);
+  async readVersion(k: KvKey, version: number): Promise<{ metadata: KvMetadataRecord; version: KvVersionRecord | undefined } | undefined> {
+    const [r] = await metadataWithVersion.execute(this.db, { ...keyParams(k), version });
+    if (!r) return undefined;
+    const metadata = toMetadata(r);
+    if (r.v_version === null) return { metadata, version: undefined };
+    return {
+      metadata,
+      version: toVersion({ tenant: r.tenant, mount: r.mount, path: r.path, version: r.v_version, ciphertext: r.v_ciphertext, created_at: r.v_created_at!, deletion_time: r.v_deletion_time, destroyed: r.v_destroyed! }),
+    };
   }
 
   async lockMetadata(k: KvKey, at: string): Promise<KvMetadataRecord> {
@@ -36,9 +78,9 @@ export class SqlKvStore implements KvStore {
       })
       .onConflict((oc) => oc.columns(['tenant', 'mount', 'path']).doNothing())
       .execute();
-    let q = this.#metadataQuery(k);
-    if (this.dialect === 'postgres') q = q.forUpdate();
-    return toMetadata(await q.executeTakeFirstOrThrow());
+    const [r] = await (this.dialect === 'postgres' ? metadataForUpdate : metadataOf).execute(this.db, keyParams(k));
+    if (!r) throw new Error(`kv_metadata row of ${k.path} vanished inside its transaction`);
+    return toMetadata(r);
   }
 
   async putMetadata(m: KvMetadataRecord): Promise<void> {
@@ -59,14 +101,7 @@ export class SqlKvStore implements KvStore {
   }
 
   async version(k: KvKey, version: number): Promise<KvVersionRecord | undefined> {
-    const r = await this.db
-      .selectFrom('kv_versions')
-      .selectAll()
-      .where('tenant', '=', k.tenant)
-      .where('mount', '=', k.mount)
-      .where('path', '=', k.path)
-      .where('version', '=', version)
-      .executeTakeFirst();
+    const [r] = await versionOf.execute(this.db, { ...keyParams(k), version });
     return r && toVersion(r);
   }
 
@@ -129,12 +164,13 @@ export class SqlKvStore implements KvStore {
 
   async paths(tenant: string, mount: string, prefix: string): Promise<string[]> {
     // substr instead of LIKE: SQLite's LIKE ignores ASCII case and both treat % and _ as wildcards.
+    // substr counts characters (code points), so the prefix is measured in code points too.
     const rows = await this.db
       .selectFrom('kv_metadata')
       .select('path')
       .where('tenant', '=', tenant)
       .where('mount', '=', mount)
-      .where(sql<string>`substr(path, 1, ${prefix.length})`, '=', prefix)
+      .where(sql<string>`substr(path, 1, ${[...prefix].length})`, '=', prefix)
       .execute();
     return rows.map((r) => r.path).sort();
   }

@@ -6,7 +6,8 @@ import type { Database, SecretsLeasesTable } from './schema.js';
 
 /**
  * LeaseStore over `secrets_leases`. Prefix matches use `substr(...) = prefix` rather than LIKE:
- * SQLite's LIKE ignores ASCII case, and a lease id may contain `%` and `_`.
+ * SQLite's LIKE ignores ASCII case, and a lease id may contain `%` and `_`. SQL's substr counts
+ * characters (code points), so the prefix is measured in code points, not UTF-16 units.
  */
 export class SqlLeaseStore implements LeaseStore {
   constructor(private readonly db: Kysely<Database>) {}
@@ -25,7 +26,7 @@ export class SqlLeaseStore implements LeaseStore {
       .selectFrom('secrets_leases')
       .select('lease_id')
       .where('tenant', '=', tenant)
-      .where(sql<string>`substr(lease_id, 1, ${prefix.length})`, '=', prefix);
+      .where(sql<string>`substr(lease_id, 1, ${[...prefix].length})`, '=', prefix);
     if (page.after !== undefined) q = q.where('lease_id', '>', page.after);
     const rows = await q.orderBy('lease_id').limit(page.limit).execute();
     return rows.map((r) => r.lease_id as LeaseId);
@@ -46,7 +47,7 @@ export class SqlLeaseStore implements LeaseStore {
       .updateTable('secrets_leases')
       .set({ expires_at: at, revoke_after: at })
       .where('tenant', '=', tenant)
-      .where(sql<string>`substr(lease_id, 1, ${prefix.length})`, '=', prefix)
+      .where(sql<string>`substr(lease_id, 1, ${[...prefix].length})`, '=', prefix)
       .where('revoke_after', '>', at)
       .executeTakeFirst();
     return Number(r.numUpdatedRows);

@@ -565,6 +565,176 @@ function migrations(dialect: Dialect): Record<string, Migration> {
         await db.schema.createIndex('pki_certificates_issuer_not_after').on('pki_certificates').columns(['issuer', 'not_after']).execute();
       },
     },
+    '0022_secrets_rotation': {
+      async up(db: Kysely<unknown>) {
+        // KV rotation policies and schedules (src/secrets/rotation/, docs/secrets.md#rotation).
+        await db.schema
+          .createTable('secrets_rotation_policies')
+          .addColumn('tenant', 'text', (c) => c.notNull())
+          .addColumn('mount', 'text', (c) => c.notNull())
+          .addColumn('path', 'text', (c) => c.notNull())
+          .addColumn('mount_path', 'text', (c) => c.notNull())
+          .addColumn('period_seconds', sql.raw(bigint), (c) => c.notNull())
+          .addColumn('grace_seconds', sql.raw(bigint), (c) => c.notNull())
+          .addColumn('generator', 'text')
+          .addColumn('next_rotation_at', 'text', (c) => c.notNull())
+          .addColumn('last_rotated_at', 'text')
+          .addColumn('state', 'text', (c) => c.notNull())
+          .addColumn('attempts', 'integer', (c) => c.notNull())
+          .addColumn('last_error', 'text')
+          .addPrimaryKeyConstraint('secrets_rotation_policies_pk', ['tenant', 'mount', 'path'])
+          .execute();
+        await db.schema.createIndex('secrets_rotation_policies_due').on('secrets_rotation_policies').columns(['state', 'next_rotation_at']).execute();
+        await db.schema
+          .createTable('secrets_grace_versions')
+          .addColumn('tenant', 'text', (c) => c.notNull())
+          .addColumn('mount', 'text', (c) => c.notNull())
+          .addColumn('path', 'text', (c) => c.notNull())
+          .addColumn('version', 'integer', (c) => c.notNull())
+          .addColumn('mount_path', 'text', (c) => c.notNull())
+          .addColumn('readable_until', 'text', (c) => c.notNull())
+          .addPrimaryKeyConstraint('secrets_grace_versions_pk', ['tenant', 'mount', 'path', 'version'])
+          .execute();
+        await db.schema.createIndex('secrets_grace_versions_until').on('secrets_grace_versions').columns(['readable_until']).execute();
+        // Secret change events, in commit order: the id is taken from secrets_event_head inside the
+        // writing transaction, whose row lock (PostgreSQL) or write lock (SQLite) is held until it
+        // ends, so a reader that has seen N never later finds a smaller id appear (as pki_events).
+        await db.schema
+          .createTable('secrets_events')
+          .addColumn('id', sql.raw(bigint), (c) => c.primaryKey())
+          .addColumn('tenant', 'text', (c) => c.notNull())
+          .addColumn('kind', 'text', (c) => c.notNull())
+          .addColumn('mount_path', 'text', (c) => c.notNull())
+          .addColumn('path', 'text', (c) => c.notNull())
+          .addColumn('version', 'integer')
+          .addColumn('occurred_at', 'text', (c) => c.notNull())
+          .addColumn('previous_readable_until', 'text')
+          .execute();
+        await db.schema.createIndex('secrets_events_tenant_id').on('secrets_events').columns(['tenant', 'id']).execute();
+        await db.schema.createIndex('secrets_events_occurred').on('secrets_events').columns(['occurred_at']).execute();
+        await db.schema
+          .createTable('secrets_event_head')
+          .addColumn('id', 'text', (c) => c.primaryKey())
+          .addColumn('sequence', sql.raw(bigint), (c) => c.notNull())
+          .addColumn('updated_at', 'text', (c) => c.notNull())
+          .execute();
+      },
+    },
+    '0025_pki_replicas': {
+      async up(db: Kysely<unknown>) {
+        // The PKI change log (src/pki/replica-sync.ts): revocations in commit order, so that every
+        // replica delivers each one to its event-stream subscribers exactly once. The sequence is
+        // taken from pki_event_head inside the revoking transaction: its row lock makes sequence
+        // order commit order, so a reader that has seen N never later finds a smaller one.
+        await db.schema
+          .createTable('pki_events')
+          .addColumn('sequence', sql.raw(bigint), (c) => c.primaryKey())
+          .addColumn('tenant', 'text', (c) => c.notNull())
+          .addColumn('type', 'text', (c) => c.notNull())
+          .addColumn('payload', 'text', (c) => c.notNull())
+          .addColumn('created_at', 'text', (c) => c.notNull())
+          .execute();
+        await db.schema.createIndex('pki_events_created').on('pki_events').columns(['created_at']).execute();
+        // The certificates each entry revoked, by issuer: what a delta CRL lists (a join, not a scan).
+        await db.schema
+          .createTable('pki_event_serials')
+          .addColumn('issuer', 'text', (c) => c.notNull())
+          .addColumn('sequence', sql.raw(bigint), (c) => c.notNull())
+          .addColumn('serial_number', 'text', (c) => c.notNull())
+          .addPrimaryKeyConstraint('pki_event_serials_pk', ['issuer', 'sequence', 'serial_number'])
+          .execute();
+        await db.schema
+          .createTable('pki_event_head')
+          .addColumn('id', 'text', (c) => c.primaryKey())
+          .addColumn('sequence', sql.raw(bigint), (c) => c.notNull())
+          .addColumn('updated_at', 'text', (c) => c.notNull())
+          .execute();
+        // Complete CRLs still within their nextUpdate, and the change-log position each was built
+        // at: the base a delta CRL names and the point it lists changes from (src/pki/crl.ts).
+        await db.schema
+          .createTable('pki_crl_bases')
+          .addColumn('issuer', 'text', (c) => c.notNull())
+          .addColumn('crl_number', sql.raw(bigint), (c) => c.notNull())
+          .addColumn('event_sequence', sql.raw(bigint), (c) => c.notNull())
+          .addColumn('next_update', 'text', (c) => c.notNull())
+          .addPrimaryKeyConstraint('pki_crl_bases_pk', ['issuer', 'crl_number'])
+          .execute();
+        if (dialect !== 'postgres') return;
+        // Other replicas hear of a change when it commits (NOTIFY is transactional), whichever
+        // code path wrote it; they re-read the store, so the payload is only a hint of what moved.
+        await sql`create function rampart_pki_notify() returns trigger language plpgsql as $$
+          begin perform pg_notify('rampart_pki', TG_ARGV[0]); return null; end $$`.execute(db);
+        await sql`create trigger pki_events_notify after insert on pki_events for each statement execute function rampart_pki_notify('events')`.execute(db);
+        await sql`create trigger pki_bundle_state_notify after insert or update on pki_bundle_state for each statement execute function rampart_pki_notify('bundle')`.execute(db);
+      },
+    },
+    '0023_vault_tokens_wrapping': {
+      async up(db: Kysely<unknown>) {
+        // Use-limited tokens (auth/token num_uses): `num_uses` as created, `uses_left` spent by one
+        // conditional UPDATE per authenticated request; `role` and `creation_path` of token roles.
+        for (const [column, type] of [
+          ['num_uses', 'integer'],
+          ['uses_left', 'integer'],
+          ['role', 'text'],
+          ['creation_path', 'text'],
+        ] as const) {
+          await db.schema.alterTable('tokens').addColumn(column, type).execute();
+        }
+        // Token roles (auth/token/roles/<name>, src/identity/token-roles.ts).
+        await db.schema
+          .createTable('vault_token_roles')
+          .addColumn('tenant', 'text', (c) => c.notNull().references('tenants.name'))
+          .addColumn('name', 'text', (c) => c.notNull())
+          .addColumn('allowed_policies', 'text', (c) => c.notNull())
+          .addColumn('disallowed_policies', 'text', (c) => c.notNull())
+          .addColumn('orphan', 'integer', (c) => c.notNull())
+          .addColumn('renewable', 'integer', (c) => c.notNull())
+          .addColumn('path_suffix', 'text', (c) => c.notNull())
+          .addColumn('token_period', 'integer', (c) => c.notNull())
+          .addColumn('token_explicit_max_ttl', 'integer', (c) => c.notNull())
+          .addColumn('token_num_uses', 'integer', (c) => c.notNull())
+          .addColumn('token_no_default_policy', 'integer', (c) => c.notNull())
+          .addColumn('updated_at', 'text', (c) => c.notNull())
+          .addPrimaryKeyConstraint('vault_token_roles_pk', ['tenant', 'name'])
+          .execute();
+        // Response wrapping (src/secrets/wrapping/): the wrapped response only as barrier
+        // ciphertext, the wrapping token's secret only as SHA-256; a row is deleted by its unwrap.
+        await db.schema
+          .createTable('vault_wrapped_responses')
+          .addColumn('accessor', 'text', (c) => c.primaryKey())
+          .addColumn('tenant', 'text', (c) => c.notNull().references('tenants.name'))
+          .addColumn('secret_hash', 'text', (c) => c.notNull())
+          .addColumn('creation_path', 'text', (c) => c.notNull())
+          .addColumn('creation_time', 'text', (c) => c.notNull())
+          .addColumn('ttl', 'integer', (c) => c.notNull())
+          .addColumn('expires_at', 'text', (c) => c.notNull())
+          .addColumn('wrapped_accessor', 'text')
+          .addColumn('ciphertext', 'text', (c) => c.notNull())
+          .execute();
+        await db.schema.createIndex('vault_wrapped_responses_expires').on('vault_wrapped_responses').columns(['expires_at']).execute();
+        // KV version 1 (src/secrets/kv1/): one barrier ciphertext per path, keyed by the mount's accessor.
+        await db.schema
+          .createTable('kv1_entries')
+          .addColumn('tenant', 'text', (c) => c.notNull())
+          .addColumn('mount', 'text', (c) => c.notNull())
+          .addColumn('path', 'text', (c) => c.notNull())
+          .addColumn('ciphertext', 'text', (c) => c.notNull())
+          .addColumn('created_at', 'text', (c) => c.notNull())
+          .addColumn('updated_at', 'text', (c) => c.notNull())
+          .addPrimaryKeyConstraint('kv1_entries_pk', ['tenant', 'mount', 'path'])
+          .execute();
+      },
+    },
+    '0026_database_pending_password': {
+      async up(db: Kysely<unknown>) {
+        // The new password of a rotation under way, sealed before the target's `ALTER ROLE` and
+        // cleared when it is recorded as current (src/secrets/database/password-slot.ts); null
+        // when none is. Both tables that hold an engine-owned password get one.
+        for (const table of ['secrets_database_configs', 'secrets_database_static_roles'] as const) {
+          await db.schema.alterTable(table).addColumn('pending_sealed_password', 'text').execute();
+        }
+      },
+    },
   };
 }
 

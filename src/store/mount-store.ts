@@ -2,8 +2,12 @@ import { type Kysely, type Selectable, sql } from 'kysely';
 import type { EngineType, Mount } from '../secrets/engine.js';
 import type { MountStore } from '../secrets/store.js';
 import type { Dialect } from './database.js';
+import { PreparedQuery } from './prepared-query.js';
 import type { Database, SecretsMountsTable } from './schema.js';
 import { isUniqueViolation } from './unique-violation.js';
+
+/** The mount table, read when a tenant's cached table is older than the mount index's TTL and by every mount change. */
+const mountsOfTenant = new PreparedQuery((db, p: { tenant: string }) => db.selectFrom('secrets_mounts').selectAll().where('tenant', '=', p.tenant).orderBy('path'));
 
 export class SqlMountStore implements MountStore {
   constructor(
@@ -16,7 +20,7 @@ export class SqlMountStore implements MountStore {
   }
 
   async list(tenant: string): Promise<Mount[]> {
-    const rows = await this.db.selectFrom('secrets_mounts').selectAll().where('tenant', '=', tenant).orderBy('path').execute();
+    const rows = await mountsOfTenant.execute(this.db, { tenant });
     return rows.map(toMount);
   }
 

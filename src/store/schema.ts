@@ -42,6 +42,17 @@ export interface Database {
   secrets_database_configs: SecretsDatabaseConfigsTable;
   secrets_database_roles: SecretsDatabaseRolesTable;
   secrets_database_static_roles: SecretsDatabaseStaticRolesTable;
+  secrets_rotation_policies: SecretsRotationPoliciesTable;
+  secrets_grace_versions: SecretsGraceVersionsTable;
+  secrets_events: SecretsEventsTable;
+  secrets_event_head: SecretsEventHeadTable;
+  pki_events: PkiEventsTable;
+  pki_event_head: PkiEventHeadTable;
+  pki_event_serials: PkiEventSerialsTable;
+  pki_crl_bases: PkiCrlBasesTable;
+  vault_token_roles: VaultTokenRolesTable;
+  vault_wrapped_responses: VaultWrappedResponsesTable;
+  kv1_entries: Kv1EntriesTable;
 }
 
 export interface TenantsTable {
@@ -67,6 +78,12 @@ export interface TokensTable {
   creation_ttl: number | null;
   explicit_max_expires_at: string | null;
   renewable: number | null;
+  /** 0023_vault_tokens_wrapping: uses granted at creation and uses left (null: unlimited). */
+  num_uses: number | null;
+  uses_left: number | null;
+  /** 0023_vault_tokens_wrapping: the token role it was created against, and Vault's creation path. */
+  role: string | null;
+  creation_path: string | null;
 }
 
 export interface AuditEventsTable {
@@ -312,6 +329,8 @@ export interface SecretsDatabaseConfigsTable {
   connection_url: string;
   username: string;
   sealed_password: string;
+  /** 0026: the new root password's ciphertext while a root rotation is under way, else null. */
+  pending_sealed_password: string | null;
   /** JSON array of role names, `["*"]` for all. */
   allowed_roles: string;
   verify_connection: number;
@@ -344,6 +363,8 @@ export interface SecretsDatabaseStaticRolesTable {
   rotation_period: number;
   rotation_statements: string;
   sealed_password: string;
+  /** 0026: the new password's ciphertext while a rotation is under way, else null. */
+  pending_sealed_password: string | null;
   last_rotated_at: string;
   next_rotation_at: string;
   rotation_attempts: number;
@@ -491,4 +512,128 @@ export interface CertRolesTable {
   policies: string;
   token_ttl: number;
   created_at: string;
+}
+
+/** 0022_secrets_rotation: a KV secret's rotation policy and schedule (src/secrets/rotation/store.ts). */
+export interface SecretsRotationPoliciesTable {
+  tenant: string;
+  mount: string;
+  path: string;
+  mount_path: string;
+  period_seconds: number;
+  grace_seconds: number;
+  /** JSON generator spec; null when an application rotates. */
+  generator: string | null;
+  next_rotation_at: string;
+  last_rotated_at: string | null;
+  /** 'scheduled' | 'due'. */
+  state: string;
+  attempts: number;
+  last_error: string | null;
+}
+
+/** 0022_secrets_rotation: versions kept readable after a rotation until readable_until. */
+export interface SecretsGraceVersionsTable {
+  tenant: string;
+  mount: string;
+  path: string;
+  version: number;
+  mount_path: string;
+  readable_until: string;
+}
+
+/** 0022_secrets_rotation: secret change events (no values), the source of GET /v1/secrets/events. */
+export interface SecretsEventsTable {
+  /** Taken from secrets_event_head in the writing transaction: id order is commit order. */
+  id: number;
+  tenant: string;
+  kind: string;
+  mount_path: string;
+  path: string;
+  version: number | null;
+  occurred_at: string;
+  previous_readable_until: string | null;
+}
+
+/** 0022_secrets_rotation: the last id taken in secrets_events (one row, id 'head'). */
+export interface SecretsEventHeadTable {
+  id: string;
+  sequence: number;
+  updated_at: string;
+}
+
+/** 0025_pki_replicas: the PKI change log, in commit order (src/pki/replica-sync.ts). */
+export interface PkiEventsTable {
+  sequence: number;
+  tenant: string;
+  /** 'revoked'. */
+  type: string;
+  /** The event as sent on GET /v1/pki/events, JSON. */
+  payload: string;
+  created_at: string;
+}
+
+/** 0025_pki_replicas: the certificates each pki_events entry revoked, by issuer key id. */
+export interface PkiEventSerialsTable {
+  issuer: string;
+  sequence: number;
+  serial_number: string;
+}
+
+/** 0025_pki_replicas: the last sequence taken in pki_events (one row, id 'head'). */
+export interface PkiEventHeadTable {
+  id: string;
+  sequence: number;
+  updated_at: string;
+}
+
+/** 0025_pki_replicas: complete CRLs within their validity, the bases delta CRLs name. */
+export interface PkiCrlBasesTable {
+  issuer: string;
+  crl_number: number;
+  event_sequence: number;
+  next_update: string;
+}
+
+/** 0023_vault_tokens_wrapping: token roles (auth/token/roles/<name>); lists are JSON arrays, flags 0/1. */
+export interface VaultTokenRolesTable {
+  tenant: string;
+  name: string;
+  allowed_policies: string;
+  disallowed_policies: string;
+  orphan: number;
+  renewable: number;
+  path_suffix: string;
+  /** Seconds; 0: unset. */
+  token_period: number;
+  token_explicit_max_ttl: number;
+  token_num_uses: number;
+  token_no_default_policy: number;
+  updated_at: string;
+}
+
+/** 0023_vault_tokens_wrapping: wrapped responses awaiting their single unwrap. */
+export interface VaultWrappedResponsesTable {
+  accessor: string;
+  tenant: string;
+  /** SHA-256 of the wrapping token's secret part, hex. */
+  secret_hash: string;
+  creation_path: string;
+  creation_time: string;
+  /** Seconds. */
+  ttl: number;
+  expires_at: string;
+  wrapped_accessor: string | null;
+  /** Barrier ciphertext of the wrapped response (JSON). */
+  ciphertext: string;
+}
+
+/** 0023_vault_tokens_wrapping: KV version 1 secrets, one barrier ciphertext per path. */
+export interface Kv1EntriesTable {
+  tenant: string;
+  mount: string;
+  path: string;
+  ciphertext: string;
+  created_at: string;
+  updated_at: string;
 }

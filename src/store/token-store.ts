@@ -1,6 +1,10 @@
-import type { Kysely } from 'kysely';
+import { type Kysely, sql } from 'kysely';
 import type { TokenRecord, TokenStore } from '../identity/store.js';
+import { PreparedQuery } from './prepared-query.js';
 import type { Database } from './schema.js';
+
+/** Every authenticated request looks its token up by accessor (when the token cache misses). */
+const tokenByAccessor = new PreparedQuery((db, p: { accessor: string }) => db.selectFrom('tokens').selectAll().where('accessor', '=', p.accessor));
 
 export class SqlTokenStore implements TokenStore {
   constructor(private readonly db: Kysely<Database>) {}
@@ -23,12 +27,16 @@ export class SqlTokenStore implements TokenStore {
         creation_ttl: t.creationTtl ?? null,
         explicit_max_expires_at: t.explicitMaxExpiresAt ?? null,
         renewable: t.renewable === undefined ? null : t.renewable ? 1 : 0,
+        num_uses: t.numUses ?? null,
+        uses_left: t.usesLeft ?? null,
+        role: t.role ?? null,
+        creation_path: t.creationPath ?? null,
       })
       .execute();
   }
 
   async get(accessor: string): Promise<TokenRecord | undefined> {
-    const r = await this.db.selectFrom('tokens').selectAll().where('accessor', '=', accessor).executeTakeFirst();
+    const [r] = await tokenByAccessor.execute(this.db, { accessor });
     if (!r) return undefined;
     return {
       accessor: r.accessor,
@@ -46,6 +54,10 @@ export class SqlTokenStore implements TokenStore {
       ...(r.creation_ttl === null ? {} : { creationTtl: Number(r.creation_ttl) }),
       ...(r.explicit_max_expires_at === null ? {} : { explicitMaxExpiresAt: r.explicit_max_expires_at }),
       ...(r.renewable === null ? {} : { renewable: Number(r.renewable) === 1 }),
+      // Migration 0023: use limits and token roles.
+      ...(r.num_uses === null ? {} : { numUses: Number(r.num_uses), usesLeft: Number(r.uses_left ?? 0) }),
+      ...(r.role === null ? {} : { role: r.role }),
+      ...(r.creation_path === null ? {} : { creationPath: r.creation_path }),
     };
   }
 
@@ -82,5 +94,22 @@ export class SqlTokenStore implements TokenStore {
       .where('revoked_at', 'is', null)
       .executeTakeFirst();
     return Number(r.numUpdatedRows) > 0;
+  }
+
+  async spendUse(accessor: string, at: string): Promise<number | undefined> {
+    // One statement: both engines evaluate the SET expressions on the row as it was, and the
+    // WHERE clause re-checks it under the row lock, so exactly `uses_left` callers ever succeed.
+    const r = await this.db
+      .updateTable('tokens')
+      .set({
+        uses_left: sql<number>`uses_left - 1`,
+        revoked_at: sql<string | null>`case when uses_left = 1 then ${at} else null end`,
+      })
+      .where('accessor', '=', accessor)
+      .where('revoked_at', 'is', null)
+      .where('uses_left', '>', 0)
+      .returning('uses_left')
+      .executeTakeFirst();
+    return r === undefined || r.uses_left === null ? undefined : Number(r.uses_left);
   }
 }

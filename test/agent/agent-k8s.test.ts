@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { exportJWK, generateKeyPair, SignJWT } from 'jose';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { RampartAgent } from '../../src/agent/agent.js';
-import { ManualScheduler } from '../../src/agent/scheduler.js';
+import { ManualScheduler } from '../../src/core/scheduler.js';
 import { ManualClock } from '../../src/core/clock.js';
 import { TEST_DATABASES } from '../support/databases.js';
 import { type TestServer, startTestServer } from '../support/server.js';

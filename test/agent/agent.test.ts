@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import * as x509 from '@peculiar/x509';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { RampartAgent } from '../../src/agent/agent.js';
-import { ManualScheduler } from '../../src/agent/scheduler.js';
+import { ManualScheduler } from '../../src/core/scheduler.js';
 import { ManualClock } from '../../src/core/clock.js';
 import { watchX509Svid, type X509SvidUpdate, type X509SvidWatch } from '../../src/sdk/index.js';
 import { TEST_DATABASES } from '../support/databases.js';

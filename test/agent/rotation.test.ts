@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { rotationTime } from '../../src/agent/rotation.js';
-import { ManualScheduler } from '../../src/agent/scheduler.js';
+import { ManualScheduler } from '../../src/core/scheduler.js';
 import { writeSvidFiles } from '../../src/agent/svid-files.js';
 import { ManualClock } from '../../src/core/clock.js';
 

@@ -27,9 +27,15 @@ describe('rampart audit tail', () => {
     return { child, exited, out: () => out, err: () => err };
   }
 
-  async function until(check: () => boolean, what: string): Promise<void> {
-    for (let i = 0; i < 600 && !check(); i++) await new Promise((r) => setTimeout(r, 50));
-    expect(check(), what).toBe(true);
+  async function until(check: () => boolean | Promise<boolean>, what: string): Promise<void> {
+    for (let i = 0; i < 600 && !(await check()); i++) await new Promise((r) => setTimeout(r, 50));
+    expect(await check(), what).toBe(true);
+  }
+
+  /** Requests the server has answered on the events route: each is one poll of `tail -f`. */
+  async function polls(): Promise<number> {
+    const { values } = await s.runtime.metrics.requests.get();
+    return values.filter((v) => v.labels.route === '/v1/audit/events').reduce((n, v) => n + v.value, 0);
   }
 
   it('prints filtered events as JSON lines', async () => {
@@ -42,13 +48,15 @@ describe('rampart audit tail', () => {
   }, 60_000);
 
   it('follows new events until interrupted, printing each once', async () => {
+    const before = await polls();
     const run = rampart(['audit', 'tail', '-f', '--interval', '200ms', '--action', 'tenant:create']);
-    await new Promise((r) => setTimeout(r, 1500)); // the first poll has happened: nothing matched yet
+    await until(async () => (await polls()) >= before + 2, 'two polls before any match');
     for (const name of ['one', 'two']) {
       await s.app.inject({ method: 'POST', url: '/v1/tenants', headers: { authorization: `Bearer ${s.adminToken}` }, payload: { name } });
     }
     await until(() => run.out().trim().split('\n').filter(Boolean).length >= 2, `two events printed; stderr: ${run.err()}`);
-    await new Promise((r) => setTimeout(r, 600)); // more polls: nothing printed twice
+    const printed = await polls();
+    await until(async () => (await polls()) >= printed + 3, 'three more polls after both were printed: none may print them again');
     run.child.kill('SIGINT');
     expect(await run.exited).toBe(0);
     const created = run

@@ -6,7 +6,7 @@ import tls from 'node:tls';
 import * as x509 from '@peculiar/x509';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { RampartAgent } from '../../src/agent/agent.js';
-import { ManualScheduler } from '../../src/agent/scheduler.js';
+import { ManualScheduler } from '../../src/core/scheduler.js';
 import { ManualClock } from '../../src/core/clock.js';
 import { spiffeIdOf } from '../../src/pki/spiffe.js';
 import { makeCsr } from '../support/pki.js';

@@ -24,13 +24,14 @@ describe('PKI with openssl and curl', () => {
   beforeAll(async () => {
     server = await startTestServer({ listen: true });
     dir = mkdtempSync(join(tmpdir(), 'rampart-pki-interop-'));
-    const req = await run('openssl', ['req', '-new', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', f('key.pem'), '-out', f('csr.pem'), '-subj', '/CN=ignored by the CA', '-addext', 'basicConstraints=critical,CA:TRUE']);
+    // The SPIFFE ID travels in the CSR, and the body is the issue's {"csr", "ttl"}.
+    const req = await run('openssl', ['req', '-new', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', f('key.pem'), '-out', f('csr.pem'), '-subj', '/CN=ignored by the CA', '-addext', `subjectAltName=URI:${id}`, '-addext', 'basicConstraints=critical,CA:FALSE']);
     expect(req.status, req.stderr).toBe(0);
     const r = await server.app.inject({
       method: 'POST',
       url: '/v1/pki/sign',
       headers: { authorization: `Bearer ${server.adminToken}` },
-      payload: { csr: readFileSync(f('csr.pem'), 'utf8'), spiffe_id: id, ttl: '10m' },
+      payload: { csr: readFileSync(f('csr.pem'), 'utf8'), ttl: '10m' },
     });
     expect(r.statusCode).toBe(200);
     const body = r.json() as { certificate: string; issuing_ca: string; serial_number: string };
@@ -118,6 +119,53 @@ describe('PKI with openssl and curl', () => {
     const r = await run('openssl', ['ocsp', '-respin', f('resp.der'), '-issuer', f('intermediate.pem'), '-cert', f('leaf.pem'), '-CAfile', f('ca.pem')]);
     expect(r.stderr).toContain('Response verify OK');
     expect(r.stdout).toContain(`${f('leaf.pem')}: revoked`);
+  });
+});
+
+describe('CSRs made by openssl req that ask for what an SVID may not have', () => {
+  let server: TestServer;
+  let dir: string;
+  const f = (name: string) => join(dir, name);
+  const id = 'spiffe://default.rampart.local/ns/pay/sa/api';
+
+  beforeAll(async () => {
+    server = await startTestServer();
+    dir = mkdtempSync(join(tmpdir(), 'rampart-pki-bad-csr-'));
+  });
+  afterAll(async () => {
+    await server?.close();
+    if (dir) rmSync(dir, { recursive: true, force: true });
+  });
+
+  const issuedCount = async () => Number((await server.runtime.database.db.selectFrom('pki_certificates').select((eb) => eb.fn.countAll().as('n')).executeTakeFirstOrThrow()).n);
+
+  it.each<[string, string[], Record<string, string>, number, string]>([
+    ['basicConstraints=critical,CA:TRUE', ['-addext', 'basicConstraints=critical,CA:TRUE'], { spiffe_id: id }, 400, 'pki.csr_requests_ca'],
+    ['basicConstraints=CA:TRUE,pathlen:0 with keyCertSign', ['-addext', 'basicConstraints=CA:TRUE,pathlen:0', '-addext', 'keyUsage=critical,keyCertSign,cRLSign'], { spiffe_id: id }, 400, 'pki.csr_requests_ca'],
+    ['keyUsage=keyCertSign alone', ['-addext', 'keyUsage=digitalSignature,keyCertSign'], { spiffe_id: id }, 400, 'pki.csr_requests_ca'],
+    ['two URI SANs', ['-addext', `subjectAltName=URI:${id},URI:${id}/admin`], {}, 400, 'pki.csr_multiple_uris'],
+    ['a URI SAN that contradicts spiffe_id', ['-addext', `subjectAltName=URI:${id}/admin`], { spiffe_id: id }, 400, 'pki.csr_spiffe_id_mismatch'],
+    ['a URI SAN in another trust domain', ['-addext', 'subjectAltName=URI:spiffe://evil.example/ns/pay/sa/api'], {}, 403, 'pki.spiffe_id_forbidden'],
+    ['a URI SAN that is not a SPIFFE ID', ['-addext', 'subjectAltName=URI:https://bank.example/'], {}, 400, 'pki.spiffe_id_invalid'],
+    ['a DNS SAN', ['-addext', 'subjectAltName=DNS:bank.example'], { spiffe_id: id }, 400, 'pki.csr_san_not_allowed'],
+    ['an IP SAN', ['-addext', `subjectAltName=URI:${id},IP:10.0.0.1`], {}, 400, 'pki.csr_san_not_allowed'],
+  ])('%s: refused with its code, audited, nothing issued', async (name, addext, body, status, code) => {
+    const file = name.replace(/[^a-z0-9]+/gi, '-');
+    const req = await run('openssl', ['req', '-new', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', f(`${file}.key`), '-out', f(`${file}.csr`), '-subj', '/CN=x', ...addext]);
+    expect(req.status, req.stderr).toBe(0);
+    const before = await issuedCount();
+    const r = await server.app.inject({
+      method: 'POST',
+      url: '/v1/pki/sign',
+      headers: { authorization: `Bearer ${server.adminToken}` },
+      payload: { csr: readFileSync(f(`${file}.csr`), 'utf8'), ttl: '10m', ...body },
+    });
+    expect({ status: r.statusCode, code: (r.json() as { code: string }).code }).toEqual({ status, code });
+    expect(await issuedCount()).toBe(before);
+    const requestId = String(r.headers['x-request-id']);
+    const events = await server.runtime.database.db.selectFrom('audit_events').select('payload').orderBy('id', 'desc').limit(20).execute();
+    const event = events.map((e) => JSON.parse(e.payload) as { request_id: string; outcome: string; error_code: string }).find((e) => e.request_id === requestId);
+    expect(event).toMatchObject({ outcome: status === 403 ? 'denied' : 'invalid', error_code: code });
   });
 });
 

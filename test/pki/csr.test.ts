@@ -11,6 +11,7 @@ import { PkiError } from '../../src/core/errors.js';
 import { createRootCa, issueSvid, parseCsr } from '../../src/pki/ca.js';
 import { type CryptoKeyPair, generateKeyPair, type KeyAlgorithm, signingAlgorithmFor } from '../../src/pki/keys.js';
 import { parseSpiffeId, spiffeIdOf } from '../../src/pki/spiffe.js';
+import { readSvidRequest } from '../../src/pki/svid-request.js';
 
 let dir: string;
 let counter = 0;
@@ -169,9 +170,9 @@ describe('security regression: parseCsr rejects requests that must never reach t
   });
 });
 
-describe('security regression: names and extensions requested in a CSR are ignored', () => {
-  it('an SVID issued from a CSR asking for CA:TRUE, keyCertSign and another identity carries only what the server chose', async () => {
-    const pem = opensslCsr(
+describe('security regression: what a CSR requests is refused, and never copied even where a caller skips the check', () => {
+  const caRequest = () =>
+    opensslCsr(
       '-newkey',
       'ec',
       '-pkeyopt',
@@ -183,7 +184,15 @@ describe('security regression: names and extensions requested in a CSR are ignor
       '-addext',
       'keyUsage=critical,keyCertSign,cRLSign',
     );
-    const parsed = await parseCsr(pem);
+
+  it('readSvidRequest refuses an openssl CSR asking for CA:TRUE, keyCertSign and another identity', async () => {
+    await expect(readSvidRequest(caRequest())).rejects.toMatchObject({ code: 'pki.csr_requests_ca', details: { requested: ['cA=TRUE', 'keyCertSign', 'cRLSign'] } });
+  });
+
+  // Defence in depth: parseCsr returns only the key, and issueSvid writes every name and
+  // extension itself, so even a caller that skipped readSvidRequest could not issue a CA.
+  it('issueSvid over the bare key of that CSR still carries only what the server chose', async () => {
+    const parsed = await parseCsr(caRequest());
     const clock = new ManualClock();
     const root = await createRootCa({ commonName: 'Root', clock });
     const spiffeId = parseSpiffeId('spiffe://rampart.test/ns/prod/sa/api').id;
@@ -194,5 +203,21 @@ describe('security regression: names and extensions requested in a CSR are ignor
     expect(svid.getExtension(x509.SubjectAlternativeNameExtension)?.names.toJSON()).toEqual([{ type: 'url', value: spiffeId }]);
     expect(svid.getExtension(x509.BasicConstraintsExtension)?.ca).toBe(false);
     expect(svid.getExtension(x509.KeyUsagesExtension)?.usages).toBe(x509.KeyUsageFlags.digitalSignature);
+  });
+
+  it.each<[string, string[], string]>([
+    ['two URI SANs', ['-addext', 'subjectAltName=URI:spiffe://rampart.test/a,URI:spiffe://rampart.test/b'], 'pki.csr_multiple_uris'],
+    ['a URI SAN that is not a SPIFFE ID', ['-addext', 'subjectAltName=URI:https://bank.example/'], 'pki.spiffe_id_invalid'],
+    ['an IP SAN', ['-addext', 'subjectAltName=IP:10.0.0.1'], 'pki.csr_san_not_allowed'],
+    ['keyUsage cRLSign only', ['-addext', 'keyUsage=cRLSign'], 'pki.csr_requests_ca'],
+  ])('readSvidRequest refuses an openssl CSR with %s', async (_name, args, code) => {
+    await expect(readSvidRequest(opensslCsr('-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', ...args))).rejects.toMatchObject({ code });
+  });
+
+  it('readSvidRequest accepts an openssl CSR with one SPIFFE URI, a DNS name and CA:FALSE', async () => {
+    const r = await readSvidRequest(
+      opensslCsr('-newkey', 'ed25519', '-addext', 'subjectAltName=URI:spiffe://rampart.test/ns/prod/sa/api,DNS:API.prod.example', '-addext', 'basicConstraints=critical,CA:FALSE', '-addext', 'keyUsage=critical,digitalSignature'),
+    );
+    expect({ spiffeId: r.spiffeId, dnsNames: r.dnsNames, algorithm: r.publicKey.algorithm }).toEqual({ spiffeId: 'spiffe://rampart.test/ns/prod/sa/api', dnsNames: ['api.prod.example'], algorithm: 'ed25519' });
   });
 });

@@ -82,13 +82,25 @@ describe('signSvidFromCsr', () => {
   beforeAll(async () => {
     const root = await createRootCa({ commonName: 'Test Root', clock });
     issuer = await createIntermediateCa(root, { commonName: 'Test Intermediate', clock });
-    csrs = await Promise.all([makeCsr(), makeCsr({ subject: 'CN=admin' }), makeCsr({ extensions: [new x509.BasicConstraintsExtension(true, 3, true)] })]);
+    // Requests with a subject and with extensions the leaf does not copy (cA=false, other key
+    // usages, codeSigning): none of it reaches the certificate.
+    csrs = await Promise.all([
+      makeCsr(),
+      makeCsr({ subject: 'CN=admin' }),
+      makeCsr({
+        extensions: [
+          new x509.BasicConstraintsExtension(false, undefined, true),
+          new x509.KeyUsagesExtension(x509.KeyUsageFlags.digitalSignature | x509.KeyUsageFlags.keyEncipherment | x509.KeyUsageFlags.dataEncipherment),
+          new x509.ExtendedKeyUsageExtension(['1.3.6.1.5.5.7.3.3']),
+        ],
+      }),
+    ]);
   });
 
   const segment = fc.stringMatching(/^[A-Za-z0-9._-]{1,20}$/).filter((s) => s !== '.' && s !== '..');
   const path = fc.array(segment, { minLength: 1, maxLength: 6 }).map((segments) => `/${segments.join('/')}`);
 
-  // The SVID rules hold for every leaf, whatever the path and whatever the CSR asked for.
+  // The SVID rules hold for every leaf, whatever the path and whatever else the CSR asked for.
   it('issues exactly one URI SAN, cA=false, critical digitalSignature only, EKU server+client', async () => {
     await fc.assert(
       fc.asyncProperty(path, fc.nat({ max: 2 }), fc.integer({ min: 1, max: 24 * 3600 }), async (p, which, ttlSeconds) => {

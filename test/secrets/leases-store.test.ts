@@ -56,6 +56,13 @@ describe.each(TEST_DATABASES)('LeaseStore on $name', (target) => {
     expect(new Set([...first, ...rest]).size).toBe(6);
   });
 
+  it('matches a prefix with characters outside the BMP by code points, not UTF-16 units', async () => {
+    for (const id of ['e/creds/😀/1', 'e/creds/😀x/1', 'e/creds/x/1']) await store().insert(lease('acme', id, '2026-01-01T01:00:00.000Z'));
+    expect(await store().listByPrefix('acme', 'e/creds/😀/', { limit: 10 })).toEqual(['e/creds/😀/1']);
+    expect(await store().listByPrefix('acme', 'e/creds/😀', { limit: 10 })).toEqual(['e/creds/😀/1', 'e/creds/😀x/1']);
+    expect(await store().expirePrefix('acme', 'e/creds/😀/', '2026-01-01T00:20:00.000Z')).toBe(1);
+  });
+
   it('renews, expires a prefix of one tenant only, and lists due leases across tenants in time order', async () => {
     await store().insert(lease('acme', 'q/creds/a/1', '2026-01-01T03:00:00.000Z'));
     await store().insert(lease('acme', 'q/creds/a/2', '2026-01-01T04:00:00.000Z'));

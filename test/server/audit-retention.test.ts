@@ -5,6 +5,7 @@ import { type Hash, verifyInclusion } from '../../src/audit/merkle.js';
 import { type NoteVerifier, parseVerifierKey } from '../../src/audit/note.js';
 import { decodeHashTile } from '../../src/audit/tiles.js';
 import { storeLogSource, tlogSource, verifyLog } from '../../src/audit/verify.js';
+import { buildApp } from '../../src/server/app.js';
 import { TEST_DATABASES } from '../support/databases.js';
 import { type TestServer, startTestServer } from '../support/server.js';
 
@@ -24,8 +25,8 @@ describe.each(TEST_DATABASES)('audit retention over HTTP ($name)', (database) =>
   let acme: Record<string, string>;
 
   /** Like the CLI's fetcher: throws on anything but 200, with the status on the error. */
-  const fetchTlog = async (path: string): Promise<Uint8Array> => {
-    const res = await s.app.inject({ method: 'GET', url: `/v1/audit/tlog/${path}`, headers: operator });
+  const fetchTlog = async (path: string, app = s.app): Promise<Uint8Array> => {
+    const res = await app.inject({ method: 'GET', url: `/v1/audit/tlog/${path}`, headers: operator });
     if (res.statusCode !== 200) throw Object.assign(new Error(`${path}: ${res.statusCode} ${res.body}`), { status: res.statusCode });
     return new Uint8Array(res.rawPayload);
   };
@@ -163,11 +164,15 @@ describe.each(TEST_DATABASES)('audit retention over HTTP ($name)', (database) =>
     const [row] = await s.runtime.stores.audit.leafEntries(3, 4);
     const db = s.runtime.database.db;
     await db.updateTable('audit_events').set({ leaf_hash: 'ab'.repeat(32) }).where('leaf_index', '=', 3).execute();
+    // s.app cached that hash tile when it served it; a restarted server (cold tile cache,
+    // src/audit/served-tiles.ts) serves the store as it is now.
+    const restarted = await buildApp(s.runtime);
     try {
-      const r = await verifyLog(tlogSource(fetchTlog), { verifier });
+      const r = await verifyLog(tlogSource((path) => fetchTlog(path, restarted)), { verifier });
       expect(r.ok).toBe(false);
       expect(r.problems.map((p) => p.kind)).toContain('root_mismatch');
     } finally {
+      await restarted.close();
       await db.updateTable('audit_events').set({ leaf_hash: row!.leafHash }).where('leaf_index', '=', 3).execute();
     }
   });

@@ -67,6 +67,7 @@ describe('GET /v1/openapi.json', () => {
       ['GET', '/v1/audit/key', '/v1/audit/key'],
       ['GET', '/v1/audit/tlog/checkpoint', '/v1/audit/tlog/checkpoint'],
       ['GET', '/v1/audit/tlog/tile/*', '/v1/audit/tlog/tile/{*}'],
+      ['GET', '/v1/audit/tlog/tile/entries/*', '/v1/audit/tlog/tile/entries/{*}'],
       ['GET', '/v1/audit/proof/inclusion', '/v1/audit/proof/inclusion'],
       ['GET', '/v1/audit/proof/consistency', '/v1/audit/proof/consistency'],
       ['POST', '/v1/audit/hash', '/v1/audit/hash'],
@@ -76,6 +77,7 @@ describe('GET /v1/openapi.json', () => {
       ['POST', '/v1/pki/sign', '/v1/pki/sign'],
       ['POST', '/v1/pki/revoke', '/v1/pki/revoke'],
       ['GET', '/v1/pki/crl', '/v1/pki/crl'],
+      ['GET', '/v1/pki/crl/delta', '/v1/pki/crl/delta'],
       ['POST', '/v1/pki/ocsp', '/v1/pki/ocsp'],
       ['GET', '/v1/pki/ocsp/*', '/v1/pki/ocsp/{*}'],
       ['GET', '/v1/pki/ca/pem', '/v1/pki/ca/pem'],
@@ -88,7 +90,9 @@ describe('GET /v1/openapi.json', () => {
       ['GET', '/v1/pki/agent/registrations', '/v1/pki/agent/registrations'],
       ['POST', '/v1/pki/agent/svids', '/v1/pki/agent/svids'],
       ['GET', '/v1/pki/events', '/v1/pki/events'],
+      ['GET', '/v1/secrets/events', '/v1/secrets/events'],
       ['GET', '/v1/pki/issuers/:issuer/crl', '/v1/pki/issuers/{issuer}/crl'],
+      ['GET', '/v1/pki/issuers/:issuer/crl/delta', '/v1/pki/issuers/{issuer}/crl/delta'],
       ['GET', '/v1/pki/bundle.jwks', '/v1/pki/bundle.jwks'],
       ['GET', '/v1/pki/ca/status', '/v1/pki/ca/status'],
       ['POST', '/v1/pki/ca/rotate', '/v1/pki/ca/rotate'],
@@ -241,6 +245,11 @@ describe('GET /metrics', () => {
     expect(lines).toContain('# TYPE rampart_audit_appends_total counter');
     expect(value('rampart_audit_appends_total{result="ok"}')).toBe(7);
     expect(value('rampart_audit_appends_total{result="error"}')).toBeUndefined();
+
+    // Group commit (SQLite) reports each batch: at least the bootstrap's and the token create's.
+    expect(lines).toContain('# TYPE rampart_store_batch_size histogram');
+    expect(value('rampart_store_batch_size_count{result="ok"}')).toBeGreaterThanOrEqual(2);
+    expect(value('rampart_store_batch_size_count{result="error"}')).toBeUndefined();
 
     // Two lookups and the create were allowed; the two no-policy requests denied. The 401 and the
     // unknown route never reached the authorizer.

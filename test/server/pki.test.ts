@@ -150,25 +150,56 @@ describe.each(TEST_DATABASES)('PKI API ($name)', (database) => {
       }
     });
 
-    it('issues a leaf (cA=false, only the requested ID) to a CSR that asks to be a CA for other names', async () => {
-      const csr = await makeCsr({
-        subject: 'CN=Evil Root CA',
-        extensions: [
+    it('refuses a CSR that asks to be a CA, audited with pki.csr_requests_ca, issuing nothing', async () => {
+      for (const extensions of [
+        [new x509.BasicConstraintsExtension(true, undefined, true)],
+        [new x509.KeyUsagesExtension(x509.KeyUsageFlags.keyCertSign | x509.KeyUsageFlags.digitalSignature, true)],
+        [new x509.KeyUsagesExtension(x509.KeyUsageFlags.cRLSign)],
+        [
           new x509.BasicConstraintsExtension(true, undefined, true),
           new x509.KeyUsagesExtension(x509.KeyUsageFlags.keyCertSign | x509.KeyUsageFlags.cRLSign, true),
-          new x509.SubjectAlternativeNameExtension([{ type: 'url', value: 'spiffe://default.rampart.local/admin' }, { type: 'dns', value: 'evil.example' }]),
+          new x509.SubjectAlternativeNameExtension([{ type: 'url', value: ID }]),
         ],
-      });
-      const r = await sign(admin, { csr: csr.pem, spiffe_id: ID });
-      expect(r.statusCode).toBe(200);
-      const shape = svidShape(json(r).certificate as string);
-      expect({ uris: shape.uris, others: shape.otherNames, subject: shape.subject, ca: shape.ca, ku: shape.keyUsage }).toEqual({
-        uris: [ID],
-        others: [],
-        subject: '',
-        ca: false,
-        ku: x509.KeyUsageFlags.digitalSignature,
-      });
+      ]) {
+        const csr = await makeCsr({ subject: 'CN=Evil Root CA', extensions });
+        await expectRefused(() => sign(admin, { csr: csr.pem, spiffe_id: ID }), 400, 'pki.csr_requests_ca');
+        await expectRefused(() => sign(admin, { csr: csr.pem }), 400, 'pki.csr_requests_ca');
+      }
+    });
+
+    it('refuses CSR names it may not have, each with its own code, audited, issuing nothing', async () => {
+      const withNames = (names: x509.JsonGeneralNames) => makeCsr({ extensions: [new x509.SubjectAlternativeNameExtension(names)] });
+      const cases: Array<[x509.JsonGeneralNames, Record<string, unknown>, number, string]> = [
+        [[{ type: 'url', value: ID }, { type: 'url', value: `${ID}/admin` }], { spiffe_id: ID }, 400, 'pki.csr_multiple_uris'],
+        [[{ type: 'url', value: ID }, { type: 'url', value: ID }], {}, 400, 'pki.csr_multiple_uris'],
+        [[{ type: 'url', value: 'spiffe://default.rampart.local/ns/pay/sa/admin' }], { spiffe_id: ID }, 400, 'pki.csr_spiffe_id_mismatch'],
+        [[{ type: 'url', value: 'spiffe://acme.rampart.local/ns/pay/sa/api' }], { spiffe_id: ID }, 400, 'pki.csr_spiffe_id_mismatch'],
+        [[{ type: 'url', value: 'https://bank.example/login' }], {}, 400, 'pki.spiffe_id_invalid'],
+        [[{ type: 'url', value: 'spiffe://default.rampart.local' }], {}, 400, 'pki.spiffe_id_invalid'],
+        [[{ type: 'url', value: 'spiffe://acme.rampart.local/ns/pay/sa/api' }], {}, 403, 'pki.spiffe_id_forbidden'],
+        [[{ type: 'dns', value: 'bank.example' }], { spiffe_id: ID }, 400, 'pki.csr_san_not_allowed'],
+        [[{ type: 'url', value: ID }, { type: 'ip', value: '10.0.0.1' }], {}, 400, 'pki.csr_san_not_allowed'],
+        [[{ type: 'email', value: 'ops@example.com' }], { spiffe_id: ID }, 400, 'pki.csr_san_not_allowed'],
+      ];
+      for (const [names, body, status, code] of cases) {
+        const csr = await withNames(names);
+        await expectRefused(() => sign(admin, { csr: csr.pem, ...body }), status, code);
+      }
+    });
+
+    it('takes the SPIFFE ID from the CSR\'s URI SAN when the body has none (the issue\'s {"csr", "ttl"} body)', async () => {
+      const csr = await makeCsr({ extensions: [new x509.SubjectAlternativeNameExtension([{ type: 'url', value: `${ID}/from-csr` }])] });
+      const r = await sign(admin, { csr: csr.pem, ttl: '10m' });
+      expect(r.statusCode, r.body).toBe(200);
+      const body = json(r) as { certificate: string; serial_number: string; spiffe_id: string };
+      expect(body.spiffe_id).toBe(`${ID}/from-csr`);
+      expect(svidShape(body.certificate).uris).toEqual([`${ID}/from-csr`]);
+      expect(await lastAudit()).toMatchObject({ action: 'pki:sign', outcome: 'success', resource: { type: 'Rampart::SpiffeId', id: `${ID}/from-csr` } });
+      // The same request with the same ID in the body as well.
+      expect((await sign(admin, { csr: csr.pem, spiffe_id: `${ID}/from-csr` })).statusCode).toBe(200);
+      // Cedar still decides on that ID: a tenant admin of acme may not have it, a caller with no policy nothing.
+      await expectRefused(() => sign({ ...acmeAdmin, 'x-rampart-tenant': 'default' }, { csr: csr.pem }), 403, 'authz.denied');
+      await expectRefused(() => sign(nobody, { csr: csr.pem }), 403, 'authz.denied');
     });
   });
 
@@ -323,6 +354,15 @@ describe('PKI over mTLS: a workload renews its own SVID', () => {
         expect(err).toBeInstanceOf(RampartApiError);
         expect({ status: (err as RampartApiError).status, code: (err as RampartApiError).code }).toEqual({ status: 403, code: 'authz.denied' });
       }
+      // Without spiffe_id, the CSR's URI SAN is the ID asked for, and Cedar decides on it: its
+      // own is renewed, another is denied, and one that contradicts the body is refused.
+      const ownInCsr = await makeCsr({ extensions: [new x509.SubjectAlternativeNameExtension([{ type: 'url', value: id }])] });
+      expect((await client.request<{ spiffe_id: string }>('POST', '/v1/pki/sign', { body: { csr: ownInCsr.pem } })).spiffe_id).toBe(id);
+      const otherInCsr = await makeCsr({ extensions: [new x509.SubjectAlternativeNameExtension([{ type: 'url', value: 'spiffe://default.rampart.local/ns/pay/sa/admin' }])] });
+      for (const body of [{ csr: otherInCsr.pem }, { csr: otherInCsr.pem, spiffe_id: id }]) {
+        const refused = (await client.request('POST', '/v1/pki/sign', { body }).catch((e: unknown) => e)) as RampartApiError;
+        expect({ status: refused.status, code: refused.code }).toEqual(body.spiffe_id ? { status: 400, code: 'pki.csr_spiffe_id_mismatch' } : { status: 403, code: 'authz.denied' });
+      }
       // A workload cannot revoke (no policy grants it).
       const err = await client.request('POST', '/v1/pki/revoke', { body: { spiffe_id: id } }).catch((e: unknown) => e);
       expect((err as RampartApiError).code).toBe('authz.denied');
@@ -330,6 +370,6 @@ describe('PKI over mTLS: a workload renews its own SVID', () => {
       client.close();
     }
     const rows = await s.runtime.database.db.selectFrom('pki_certificates').select('spiffe_id').execute();
-    expect(rows.map((r) => r.spiffe_id)).toEqual([id, id, id]);
+    expect(rows.map((r) => r.spiffe_id)).toEqual([id, id, id, id]);
   });
 });

@@ -49,6 +49,7 @@ function everyRoute(accessor: string): RouteCall[] {
     { method: 'GET', url: '/v1/pki/agent/registrations', action: 'pki:agent-sync' },
     { method: 'POST', url: '/v1/pki/agent/svids', action: 'pki:agent-sync', payload: { requests: [{ registration_id: 'reg_AAAAAAAAAAAAAAAAAAAAAA', csr: 'csr' }] } },
     { method: 'GET', url: '/v1/pki/events', action: 'pki:events' },
+    { method: 'GET', url: '/v1/secrets/events', action: 'vault:read' },
     // The CA hierarchy is shared by every tenant: operator tenant only.
     { method: 'GET', url: '/v1/pki/ca/status', action: 'pki:ca-read' },
     { method: 'POST', url: '/v1/pki/ca/rotate', action: 'pki:ca-rotate', payload: {} },
@@ -59,7 +60,7 @@ function everyRoute(accessor: string): RouteCall[] {
     { method: 'POST', url: '/v1/pki/ca/root/remove', action: 'pki:ca-root', payload: { root_id: 'ca_x' } },
     { method: 'POST', url: '/v1/pki/ca/root/import', action: 'pki:ca-root', payload: { encrypted_key: 'x', passphrase: 'y' } },
     // The tlog reveals every tenant's events: only the operator tenant may be addressed.
-    { method: 'GET', url: '/v1/audit/tlog/tile/entries/000', documented: '/v1/audit/tlog/tile/{*}', action: 'audit:read-log' },
+    { method: 'GET', url: '/v1/audit/tlog/tile/entries/000', documented: '/v1/audit/tlog/tile/entries/{*}', action: 'audit:read-log' },
     // The legal hold stops pruning of every tenant's events: operator tenant only, too.
     { method: 'GET', url: '/v1/audit/legal-hold', action: 'audit:legal-hold' },
     { method: 'POST', url: '/v1/audit/legal-hold', action: 'audit:legal-hold', payload: { enabled: true, reason: 'intrusion' } },

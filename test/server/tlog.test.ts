@@ -1,11 +1,13 @@
 import 'reflect-metadata';
+import { createHash } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openCheckpoint } from '../../src/audit/checkpoint.js';
 import { type Hash, leafHash, verifyConsistency, verifyInclusion } from '../../src/audit/merkle.js';
 import { type NoteVerifier, parseVerifierKey } from '../../src/audit/note.js';
 import { decodeEntryBundle, decodeHashTile } from '../../src/audit/tiles.js';
-import { tlogSource, verifyLog } from '../../src/audit/verify.js';
+import { storeLogSource, tlogSource, verifyLog } from '../../src/audit/verify.js';
 import { runWitness } from '../../src/audit/witness.js';
+import { buildApp } from '../../src/server/app.js';
 import { TEST_DATABASES } from '../support/databases.js';
 import { type TestServer, startTestServer } from '../support/server.js';
 
@@ -76,11 +78,16 @@ describe.each(TEST_DATABASES)('tlog routes ($name)', (database) => {
     const full = await s.app.inject({ method: 'GET', url: '/v1/audit/tlog/tile/0/000', headers: operator });
     expect(full.statusCode).toBe(200);
     expect(full.headers['content-type']).toBe('application/octet-stream');
-    expect(full.headers['cache-control']).toBe('private, max-age=31536000, immutable');
+    expect(full.headers['cache-control']).toBe('public, max-age=31536000, immutable');
+    expect(full.headers.etag).toBe(`"${createHash('sha256').update(full.rawPayload).digest('base64url')}"`);
     expect(full.rawPayload.length).toBe(8192);
     const partial = await s.app.inject({ method: 'GET', url: '/v1/audit/tlog/tile/0/001.p/44', headers: operator });
     expect(partial.statusCode).toBe(200);
-    expect(partial.headers['cache-control']).toBe('private, max-age=60');
+    expect(partial.headers['cache-control']).toBe('public, max-age=60');
+    const bundle = await s.app.inject({ method: 'GET', url: '/v1/audit/tlog/tile/entries/000', headers: operator });
+    expect(bundle.headers['cache-control']).toBe('private, no-cache');
+    expect(bundle.headers.etag).toBe(`"${createHash('sha256').update(bundle.rawPayload).digest('base64url')}"`);
+    expect((await s.app.inject({ method: 'GET', url: '/v1/audit/tlog/tile/entries/001.p/44', headers: operator })).headers['cache-control']).toBe('private, no-cache');
     const entries = decodeEntryBundle(await fetchTlog('tile/entries/001.p/44'));
     expect(entries).toHaveLength(44);
     const hashes = decodeHashTile(new Uint8Array(partial.rawPayload));
@@ -95,8 +102,24 @@ describe.each(TEST_DATABASES)('tlog routes ($name)', (database) => {
     }
   });
 
-  it('keeps tiles from anyone but the operator tenant', async () => {
-    expect((await s.app.inject({ method: 'GET', url: '/v1/audit/tlog/tile/0/000' })).statusCode).toBe(401);
+  it('serves hash tiles to anyone, unaudited, and entry bundles only to the operator tenant', async () => {
+    await s.runtime.audit.flush();
+    const before = await s.runtime.stores.audit.count();
+    for (const path of ['tile/0/000', 'tile/0/001.p/44', 'tile/1/000.p/1', 'checkpoint']) {
+      expect({ path, status: (await s.app.inject({ method: 'GET', url: `/v1/audit/tlog/${path}` })).statusCode }).toEqual({ path, status: 200 });
+    }
+    // A malformed public request is answered without authentication, and not audited either.
+    expect((await s.app.inject({ method: 'GET', url: '/v1/audit/tlog/tile/0/1' })).statusCode).toBe(404);
+    await s.runtime.audit.flush();
+    expect(await s.runtime.stores.audit.count()).toBe(before);
+    const metrics = (await s.app.inject({ method: 'GET', url: '/metrics' })).body;
+    expect(metrics).toMatch(/rampart_http_requests_total\{[^}]*route="\/v1\/audit\/tlog\/tile\/\*"[^}]*status="200"[^}]*\} [1-9]/);
+
+    expect((await s.app.inject({ method: 'GET', url: '/v1/audit/tlog/tile/entries/000' })).statusCode).toBe(401);
+    expect((await s.app.inject({ method: 'GET', url: '/v1/audit/tlog/tile/entries/000', headers: operator })).statusCode).toBe(200);
+    await s.runtime.audit.flush();
+    // The 401 and the 200 above: every bundle request is audited.
+    expect(await s.runtime.stores.audit.count()).toBe(before + 2);
     await s.app.inject({ method: 'POST', url: '/v1/tenants', headers: operator, payload: { name: 'acme' } });
     const minted = await s.app.inject({ method: 'POST', url: '/v1/tokens', headers: { ...operator, 'x-rampart-tenant': 'acme' }, payload: { policies: ['admin'] } });
     const acme = bearer((minted.json() as { token: string }).token);
@@ -145,10 +168,29 @@ describe.each(TEST_DATABASES)('tlog routes ($name)', (database) => {
     const witnessed = await runWitness(tlogSource(fetchTlog), { verifier, state: undefined, clock: s.clock });
     expect(witnessed.advanced).toBe(true);
 
+    const servedBundle = await fetchTlog('tile/entries/000');
     await s.runtime.database.db.updateTable('audit_events').set({ payload: '{"n":"forged"}' }).where('leaf_index', '=', 42).execute();
-    const tampered = await verifyLog(tlogSource(fetchTlog), { verifier });
-    expect(tampered.ok).toBe(false);
-    expect(tampered.firstBadIndex).toBe(42);
-    expect((await runWitness(tlogSource(fetchTlog), { verifier, state: witnessed.state, clock: s.clock })).report.ok).toBe(false);
+
+    // This process cached the full bundle when it first served it, and keeps serving those bytes:
+    // online verification checks the log as served (src/audit/served-tiles.ts).
+    expect(Buffer.from(await fetchTlog('tile/entries/000')).equals(Buffer.from(servedBundle))).toBe(true);
+    // The store itself is checked offline: the altered row is found.
+    const offline = await verifyLog(storeLogSource(s.runtime.stores.audit, s.runtime.checkpoints), { verifier });
+    expect(offline.problems).toContainEqual(expect.objectContaining({ kind: 'leaf_hash_mismatch', index: 42 }));
+    // A server with a cold cache (a restart) serves the store as it is now: online finds it too.
+    const restarted = await buildApp(s.runtime);
+    try {
+      const fetchCold = async (path: string): Promise<Uint8Array> => {
+        const res = await restarted.inject({ method: 'GET', url: `/v1/audit/tlog/${path}`, headers: operator });
+        if (res.statusCode !== 200) throw new Error(`${path}: ${res.statusCode} ${res.body}`);
+        return new Uint8Array(res.rawPayload);
+      };
+      const tampered = await verifyLog(tlogSource(fetchCold), { verifier });
+      expect(tampered.ok).toBe(false);
+      expect(tampered.firstBadIndex).toBe(42);
+      expect((await runWitness(tlogSource(fetchCold), { verifier, state: witnessed.state, clock: s.clock })).report.ok).toBe(false);
+    } finally {
+      await restarted.close();
+    }
   });
 });

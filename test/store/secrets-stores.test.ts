@@ -88,11 +88,13 @@ describe.each(TEST_DATABASES)('secrets stores on $name', (target) => {
         createdAt: at(1),
         updatedAt: at(1),
       });
-      for (const p of ['a/x', 'a/y/z', 'A/q', 'a_b', 'a%c']) await s.putMetadata(meta(p, 1));
+      for (const p of ['a/x', 'a/y/z', 'A/q', 'a_b', 'a%c', '😀/x', '😀x']) await s.putMetadata(meta(p, 1));
       await s.putMetadata(meta('a/empty', 0));
       expect(await s.paths('acme', 'kv_list', 'a/')).toEqual(['a/empty', 'a/x', 'a/y/z']);
       expect(await s.paths('acme', 'kv_list', 'a_')).toEqual(['a_b']);
       expect(await s.paths('acme', 'kv_list', 'a%')).toEqual(['a%c']);
+      // A character outside the BMP is two UTF-16 units but one character to SQL.
+      expect(await s.paths('acme', 'kv_list', '😀/')).toEqual(['😀/x']);
       expect(await s.paths('globex', 'kv_list', '')).toEqual([]);
     });
 

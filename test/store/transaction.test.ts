@@ -23,7 +23,7 @@ import { freshDatabase } from '../support/fresh-database.js';
  */
 const SCHEMA = {
   tenants: ['name', 'trust_domain', 'created_at'],
-  tokens: ['accessor', 'tenant', 'secret_hash', 'policies', 'display_name', 'created_by', 'created_at', 'expires_at', 'revoked_at', 'parent', 'period', 'creation_ttl', 'explicit_max_expires_at', 'renewable'],
+  tokens: ['accessor', 'tenant', 'secret_hash', 'policies', 'display_name', 'created_by', 'created_at', 'expires_at', 'revoked_at', 'parent', 'period', 'creation_ttl', 'explicit_max_expires_at', 'renewable', 'num_uses', 'uses_left', 'role', 'creation_path'],
   audit_events: ['id', 'tenant', 'recorded_at', 'payload', 'leaf_index', 'leaf_hash', 'event_time', 'principal_id', 'action', 'resource', 'outcome', 'pruned_at'],
   audit_salt: ['id', 'ciphertext', 'created_at'],
   audit_subject_keys: ['key_id', 'tenant', 'subject_ref', 'sealed_key', 'created_at', 'erased_at'],
@@ -54,11 +54,22 @@ const SCHEMA = {
   approle_secret_ids: ['accessor', 'tenant', 'role', 'secret_hash', 'uses_left', 'created_at', 'expires_at'],
   cert_roles: ['tenant', 'name', 'allowed_spiffe_ids', 'policies', 'token_ttl', 'created_at'],
   secrets_leases: ['tenant', 'lease_id', 'engine', 'mount', 'issued_at', 'last_renewal_at', 'expires_at', 'max_expires_at', 'renewable', 'default_ttl', 'sealed_data', 'revoke_after', 'revoke_attempts', 'last_error'],
-  secrets_database_configs: ['tenant', 'mount', 'name', 'plugin_name', 'connection_url', 'username', 'sealed_password', 'allowed_roles', 'verify_connection', 'root_rotation_statements', 'updated_at'],
+  secrets_database_configs: ['tenant', 'mount', 'name', 'plugin_name', 'connection_url', 'username', 'sealed_password', 'pending_sealed_password', 'allowed_roles', 'verify_connection', 'root_rotation_statements', 'updated_at'],
   secrets_database_roles: ['tenant', 'mount', 'name', 'db_name', 'creation_statements', 'revocation_statements', 'renew_statements', 'default_ttl', 'max_ttl', 'updated_at'],
-  secrets_database_static_roles: ['tenant', 'mount', 'name', 'db_name', 'username', 'rotation_period', 'rotation_statements', 'sealed_password', 'last_rotated_at', 'next_rotation_at', 'rotation_attempts', 'last_error'],
+  secrets_database_static_roles: ['tenant', 'mount', 'name', 'db_name', 'username', 'rotation_period', 'rotation_statements', 'sealed_password', 'pending_sealed_password', 'last_rotated_at', 'next_rotation_at', 'rotation_attempts', 'last_error'],
   transit_keys: ['tenant', 'mount', 'name', 'type', 'derived', 'exportable', 'allow_plaintext_backup', 'deletion_allowed', 'latest_version', 'min_decryption_version', 'min_encryption_version', 'min_available_version', 'created_at', 'updated_at'],
   transit_key_versions: ['tenant', 'mount', 'name', 'version', 'sealed_material', 'public_key', 'created_at'],
+  secrets_rotation_policies: ['tenant', 'mount', 'path', 'mount_path', 'period_seconds', 'grace_seconds', 'generator', 'next_rotation_at', 'last_rotated_at', 'state', 'attempts', 'last_error'],
+  secrets_grace_versions: ['tenant', 'mount', 'path', 'version', 'mount_path', 'readable_until'],
+  secrets_events: ['id', 'tenant', 'kind', 'mount_path', 'path', 'version', 'occurred_at', 'previous_readable_until'],
+  secrets_event_head: ['id', 'sequence', 'updated_at'],
+  pki_events: ['sequence', 'tenant', 'type', 'payload', 'created_at'],
+  pki_event_serials: ['issuer', 'sequence', 'serial_number'],
+  pki_event_head: ['id', 'sequence', 'updated_at'],
+  pki_crl_bases: ['issuer', 'crl_number', 'event_sequence', 'next_update'],
+  vault_token_roles: ['tenant', 'name', 'allowed_policies', 'disallowed_policies', 'orphan', 'renewable', 'path_suffix', 'token_period', 'token_explicit_max_ttl', 'token_num_uses', 'token_no_default_policy', 'updated_at'],
+  vault_wrapped_responses: ['accessor', 'tenant', 'secret_hash', 'creation_path', 'creation_time', 'ttl', 'expires_at', 'wrapped_accessor', 'ciphertext'],
+  kv1_entries: ['tenant', 'mount', 'path', 'ciphertext', 'created_at', 'updated_at'],
 } as const satisfies { readonly [T in keyof Database]: readonly (keyof Database[T])[] };
 
 type UnlistedColumns = { [T in keyof Database]: Exclude<keyof Database[T], (typeof SCHEMA)[T][number]> }[keyof Database];

@@ -3,16 +3,17 @@ import type { TestServer } from './server.js';
 
 /**
  * A node-vault client for a listening test server (`startTestServer({ listen: true })`), trusting
- * its CA. `noCustomHTTPVerbs`: Node's HTTP parser refuses the LIST method, so lists go as
- * `GET ?list=1`, as Vault's Go client sends them (docs/secrets.md).
+ * its CA. Lists go as node-vault sends them by default, with the `LIST` method
+ * (src/server/vault/list-verb.ts); `listVerb: 'GET'` sends them as `GET …?list=1` instead
+ * (node-vault's `noCustomHTTPVerbs`), as Vault's Go client sends them.
  */
-export function vaultClient(server: TestServer, token: string = server.adminToken, namespace?: string): nodeVault.client {
+export function vaultClient(server: TestServer, token: string = server.adminToken, namespace?: string, options: { listVerb?: 'LIST' | 'GET' } = {}): nodeVault.client {
   if (!server.addr) throw new Error('vaultClient needs startTestServer({ listen: true })');
   return nodeVault({
     apiVersion: 'v1',
     endpoint: server.addr,
     token,
-    noCustomHTTPVerbs: true,
+    noCustomHTTPVerbs: options.listVerb === 'GET',
     ...(namespace ? { namespace } : {}),
     requestOptions: { ca: server.runtime.trustBundlePem },
   } as nodeVault.VaultOptions);

@@ -9,6 +9,7 @@
  */
 import { existsSync, readFileSync } from 'node:fs';
 import https from 'node:https';
+import tls from 'node:tls';
 import type { Command } from 'commander';
 import { type NoteVerifier, parseVerifierKey } from '../../audit/note.js';
 import { type VerifyReport, tlogSource, verifyLog } from '../../audit/verify.js';
@@ -138,7 +139,9 @@ const FETCH_CONNECTIONS = 16;
  * tile is as bad as a wrong one).
  */
 export function tlogFetcher(conn: Connection): TlogFetcher {
-  const agent = new https.Agent({ keepAlive: true, maxSockets: FETCH_CONNECTIONS, minVersion: 'TLSv1.3', ...(conn.caPem ? { ca: conn.caPem } : {}) });
+  // One TLS context for every connection: given `ca` instead, each connection parses the CA anew.
+  const secureContext = tls.createSecureContext({ minVersion: 'TLSv1.3', ...(conn.caPem ? { ca: conn.caPem } : {}) });
+  const agent = new https.Agent({ keepAlive: true, maxSockets: FETCH_CONNECTIONS, minVersion: 'TLSv1.3', secureContext });
   const base = new URL(conn.addr);
   const get = (path: string): Promise<Uint8Array> =>
     new Promise((resolve, reject) => {
@@ -152,8 +155,9 @@ export function tlogFetcher(conn: Connection): TlogFetcher {
         res.on('data', (c: Buffer) => chunks.push(c));
         res.on('error', reject);
         res.on('end', () => {
-          const body = Buffer.concat(chunks);
-          if (res.statusCode === 200) return resolve(new Uint8Array(body));
+          // A Buffer is a Uint8Array: handed over as it is, not copied (a bundle is read once).
+          const body = chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks);
+          if (res.statusCode === 200) return resolve(body);
           // The status travels with the error: tlogSource reads 410 on a bundle as "pruned".
           reject(Object.assign(new Error(`GET ${url.pathname} answered ${res.statusCode}: ${body.toString('utf8').slice(0, 300)}`), { status: res.statusCode }));
         });

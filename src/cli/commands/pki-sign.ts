@@ -27,7 +27,7 @@ export function registerPkiSign(pki: Command, cli: Cli): void {
   cli
     .clientCommand(pki, 'sign', 'Sign a CSR into an X.509-SVID')
     .requiredOption('--csr <file>', 'PEM certificate signing request')
-    .option('--spiffe-id <id>', 'SPIFFE ID to issue (a workload renewing over mTLS may omit it)')
+    .option('--spiffe-id <id>', 'SPIFFE ID to issue (may be omitted when the CSR carries it as its URI SAN, or by a workload renewing over mTLS)')
     .option('--ttl <duration>', 'lifetime, e.g. 10m or 1h (default 1h)')
     .option('--out <file>', 'write the certificate here')
     .option('--chain-out <file>', 'write the CA chain (issuing CA first) here')

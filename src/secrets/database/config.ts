@@ -18,6 +18,8 @@ export interface DatabaseConfig {
   readonly username: string;
   /** Barrier ciphertext of the root password, sealed to the record id {@link configRecordId}. */
   readonly sealedPassword: string;
+  /** While a root rotation is under way, the new password's ciphertext (password-slot.ts). */
+  readonly pendingSealedPassword?: string | undefined;
   /** Role names allowed to use this connection; `*` allows every role. */
   readonly allowedRoles: readonly string[];
   readonly verifyConnection: boolean;

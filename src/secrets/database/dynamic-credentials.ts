@@ -2,7 +2,7 @@ import { DatabaseError } from '../../core/errors.js';
 import type { LeaseBackend } from '../leases/backend.js';
 import type { LeaseRecord } from '../leases/lease.js';
 import { buildLease } from '../leases/lease-manager.js';
-import type { LeaseStore } from '../leases/store.js';
+import type { LeaseStore, LeaseTransact } from '../leases/store.js';
 import { allowsRole } from './config.js';
 import { type EngineDeps, requireConfig, rootUrl } from './connections.js';
 import { generatePassword, generateUsername } from './credentials.js';
@@ -29,21 +29,30 @@ export interface IssuedCredential {
   readonly password: string;
 }
 
+/** What `creds/<role>` needs to know about the request. */
+export interface CredentialRequest {
+  readonly tenant: string;
+  readonly mount: { readonly path: string; readonly accessor: string; readonly defaultLeaseTtl: number; readonly maxLeaseTtl: number };
+  readonly role: string;
+  readonly displayName: string;
+}
+
 /**
- * `<mount>/creds/<role>`: creates a real database user with a random password and its lease,
- * both or neither. The creation statements run in a database transaction that commits only after
- * the lease row is written (in the caller's store transaction), so a failure on either side
- * leaves nothing behind: no user without a lease, no lease without a user. (Should the store
- * commit itself fail after that, the user still expires at its `VALID UNTIL`.)
+ * How long a user created by {@link createCredential} may wait for {@link recordCredential}
+ * before the expiry worker drops it. A request records it within milliseconds; this only bounds
+ * how long a user outlives a request that failed or a process that died in between.
  */
-export async function issueCredential(
-  stores: { readonly database: DatabaseStore; readonly leases: LeaseStore },
+export const PROVISIONAL_LEASE_MS = 5 * 60_000;
+
+/** The user to create and its lease: what both ways of issuing share. */
+async function planCredential(
+  database: DatabaseStore,
   deps: EngineDeps,
-  request: { tenant: string; mount: { path: string; accessor: string; defaultLeaseTtl: number; maxLeaseTtl: number }; role: string; displayName: string },
-): Promise<IssuedCredential> {
-  const role = await stores.database.getRole(request.tenant, request.mount.accessor, request.role);
+  request: CredentialRequest,
+): Promise<IssuedCredential & { readonly url: string; readonly statements: readonly string[]; readonly secrets: readonly string[] }> {
+  const role = await database.getRole(request.tenant, request.mount.accessor, request.role);
   if (!role) throw new DatabaseError('database.role_not_found', `unknown role: ${request.role}`);
-  const config = await requireConfig(stores.database, request.tenant, request.mount.accessor, role.dbName);
+  const config = await requireConfig(database, request.tenant, request.mount.accessor, role.dbName);
   if (!allowsRole(config, role.name)) throw new DatabaseError('database.role_not_allowed', `"${role.name}" is not an allowed role of connection "${config.name}"`);
   const { ttl, maxTtl } = effectiveTtls(role, request.mount);
   const now = deps.clock.now();
@@ -52,9 +61,73 @@ export async function issueCredential(
   const expiration = formatExpiration(new Date(now.getTime() + ttl * 1000));
   const root = rootUrl(config, deps.sealer);
   const statements = role.creationStatements.map((s) => renderStatement(s, { name: username, password, expiration }));
-  const pending = await deps.plugin.begin(root.url, statements, [password, root.password]);
   const data: LeaseData = { mount: request.mount.accessor, db_name: config.name, username, revocation_statements: role.revocationStatements, renew_statements: role.renewStatements };
   const lease = buildLease({ tenant: request.tenant, engine: DATABASE_ENGINE, mount: request.mount.path, role: role.name, ttlSeconds: ttl, maxTtlSeconds: maxTtl, renewable: true, data }, deps.sealer, deps.clock);
+  return { lease, username, password, url: root.url, statements, secrets: [password, root.password] };
+}
+
+/**
+ * `<mount>/creds/<role>`, first half, run before the request's store transaction: creates a
+ * real database user with a random password, committed on the target, behind a provisional lease.
+ *
+ * `CREATE ROLE` is slow (PostgreSQL derives the SCRAM verifier, takes a lock on pg_authid and
+ * flushes its WAL), and a store transaction must not wait on it: on SQLite it would hold the
+ * only writer, and with it every other request's commit. So the lease is written first, on its
+ * own, due for revocation {@link PROVISIONAL_LEASE_MS} from now; then the user is created; then
+ * {@link recordCredential}, in the request's transaction with its audit event, gives the lease
+ * its real expiry. Whatever fails in between — the target, the request's transaction, the
+ * process — the provisional lease is there and the expiry worker drops the user (dropping a
+ * user that was never created succeeds), so no user is ever left without a lease. This is
+ * Vault's order too: it revokes a secret whose lease could not be registered.
+ */
+export async function createCredential(
+  stores: { readonly database: DatabaseStore; readonly transact: LeaseTransact },
+  deps: EngineDeps,
+  request: CredentialRequest,
+): Promise<IssuedCredential> {
+  const { lease, username, password, url, statements, secrets } = await planCredential(stores.database, deps, request);
+  const now = deps.clock.now();
+  const provisionalUntil = new Date(Math.min(now.getTime() + PROVISIONAL_LEASE_MS, Date.parse(lease.expiresAt))).toISOString();
+  // Its own (group-committed) transaction, durable before the user exists. It carries no audit
+  // event: the lease is announced when recorded, or its revocation is audited.
+  await stores.transact((s) => s.leases.insert({ ...lease, revokeAfter: provisionalUntil }));
+  try {
+    await deps.plugin.execute(url, statements, secrets);
+  } catch (err) {
+    // Nothing was created: the provisional lease goes now rather than at its deadline.
+    await stores.transact((s) => s.leases.delete(lease.tenant, lease.leaseId)).catch(() => undefined);
+    throw err;
+  }
+  return { lease, username, password };
+}
+
+/**
+ * `<mount>/creds/<role>`, second half, inside the request's transaction (with its audit event):
+ * replaces the provisional lease by the real one. Fails when the provisional lease is gone (the
+ * expiry worker already dropped the user), so a client never receives a dropped user.
+ */
+export async function recordCredential(leases: LeaseStore, issued: IssuedCredential): Promise<void> {
+  if (!(await leases.delete(issued.lease.tenant, issued.lease.leaseId))) {
+    throw new DatabaseError('database.unavailable', `the user of lease ${issued.lease.leaseId} was revoked before its lease was recorded; request new credentials`);
+  }
+  await leases.insert(issued.lease);
+}
+
+/**
+ * `<mount>/creds/<role>` in one step, for a caller already inside its store transaction (no step
+ * before it): creates the user and its lease, both or neither. The creation statements run in a
+ * target transaction that commits only after the lease row is written, so a failure on either
+ * side leaves nothing behind. (Should the store commit itself fail after that, the user still
+ * expires at its `VALID UNTIL`.) It holds the store transaction open across `CREATE ROLE`:
+ * prefer {@link createCredential} before the transaction and {@link recordCredential} in it.
+ */
+export async function issueCredential(
+  stores: { readonly database: DatabaseStore; readonly leases: LeaseStore },
+  deps: EngineDeps,
+  request: CredentialRequest,
+): Promise<IssuedCredential> {
+  const { lease, username, password, url, statements, secrets } = await planCredential(stores.database, deps, request);
+  const pending = await deps.plugin.begin(url, statements, secrets);
   try {
     await stores.leases.insert(lease);
   } catch (err) {

@@ -1,13 +1,40 @@
 import { DatabaseError, SecretsError } from '../../core/errors.js';
+import type { Transact } from '../../store/stores.js';
 import type { Capability, EngineFactory, EnginePlan, EngineRequest, EngineRequestHead, EngineResponse, Mount, SecretsEngine } from '../engine.js';
 import { configView } from './config.js';
-import { type EngineDeps, requireConfig, rotateRoot, writeConfig } from './connections.js';
-import { issueCredential } from './dynamic-credentials.js';
+import {
+  type EngineDeps,
+  type PreparedConfig,
+  type RootRotation,
+  applyRootRotation,
+  beginRootRotation,
+  finishRootRotation,
+  prepareConfig,
+  requireConfig,
+  rotateRoot,
+  settleConnection,
+  settleRootRotation,
+  storeConfig,
+  writeConfig,
+} from './connections.js';
+import { type CredentialRequest, createCredential, type IssuedCredential, issueCredential, PROVISIONAL_LEASE_MS, recordCredential } from './dynamic-credentials.js';
 import type { DatabasePlugin } from './plugin.js';
 import { PostgresqlPlugin } from './postgresql-plugin.js';
 import { parseRole, roleView } from './role.js';
-import { requireStaticRole, rotate, staticCredentials, writeStaticRole } from './static-credentials.js';
-import { staticRoleView } from './static-role.js';
+import { PENDING_ROTATION_MS } from './password-slot.js';
+import {
+  type StaticRotationStep,
+  applyStaticRotation,
+  beginStaticRotation,
+  draftStaticRole,
+  finishStaticRotation,
+  requireStaticRole,
+  rotate,
+  staticCredentials,
+  updateStaticRole,
+  writeStaticRole,
+} from './static-credentials.js';
+import { type StaticRole, staticRoleView } from './static-role.js';
 import { unsupportedOperation } from '../engine.js';
 
 /**
@@ -40,10 +67,77 @@ function plan(capability: Capability, writes: boolean): EnginePlan {
 }
 
 class DatabaseEngine implements SecretsEngine {
+  /**
+   * Users `precheck` created, by request id (server-generated UUIDs), until `handle` records
+   * them. An entry whose request never reached `handle` is dropped with its provisional lease's
+   * deadline; the expiry worker drops the user.
+   */
+  readonly #created = new Map<string, IssuedCredential>();
+  /**
+   * What `precheck` did for an administrative write, by request id, until `handle` records it: a
+   * connection verified, or a password set on the target (pending in the store). An entry whose
+   * request never reached `handle` is dropped; a root password it left pending is finished at
+   * the connection's next use (settleRootRotation) or, after a restart, by the static rotation
+   * worker's first pass; a static role's is rotated anew when due.
+   */
+  readonly #prepared = new Map<string, { readonly config: PreparedConfig } | { readonly root: RootRotation } | { readonly rotation: StaticRotationStep }>();
+
   constructor(
     private readonly mount: Mount,
     private readonly plugin: DatabasePlugin,
   ) {}
+
+  /**
+   * Every call to the target database, outside the store transaction: `creds/<role>` creates its
+   * user (see createCredential); `config/<name>` verifies the login; `rotate-root`,
+   * `rotate-role` and a new static role set a password, in the crash-safe order of
+   * password-slot.ts (pending in the store, then `ALTER ROLE`, then current in `handle`).
+   */
+  async precheck(req: EngineRequest, transact: Transact): Promise<void> {
+    const { section, name } = split(req.path);
+    if (name === '') return;
+    const deps: EngineDeps = { plugin: this.plugin, sealer: req.sealer, clock: req.clock };
+    const store = req.stores.database;
+    const t = req.tenant;
+    const a = this.mount.accessor;
+    const writes = req.method === 'POST' || req.method === 'PUT';
+    if (section === 'creds' && req.method === 'GET') {
+      const role = await store.getRole(t, a, name);
+      if (role) await settleConnection(store, transact, deps, t, a, role.dbName);
+      this.#created.set(req.requestId, await createCredential({ database: store, transact }, deps, this.#credentialRequest(req, name)));
+      setTimeout(() => this.#created.delete(req.requestId), PROVISIONAL_LEASE_MS).unref();
+    } else if (section === 'config' && writes) {
+      this.#prepare(req, { config: await prepareConfig(store, transact, deps, t, a, name, req.body) });
+    } else if (section === 'rotate-root' && writes) {
+      await settleRootRotation(transact, deps, await requireConfig(store, t, a, name));
+      const root = await transact(({ database }) => beginRootRotation(database, deps, t, a, name));
+      await applyRootRotation(store, transact, deps, root);
+      this.#prepare(req, { root });
+    } else if ((section === 'rotate-role' && writes) || (section === 'static-roles' && writes && !(await store.getStaticRole(t, a, name)))) {
+      const isNew = section === 'static-roles';
+      const role = isNew ? await draftStaticRole(store, deps, t, a, name, req.body) : await requireStaticRole(store, t, a, name);
+      await settleConnection(store, transact, deps, t, a, role.dbName);
+      const rotation = await transact(({ database }) => beginStaticRotation(database, deps, role, isNew));
+      await applyStaticRotation(transact, deps, rotation);
+      this.#prepare(req, { rotation });
+    }
+  }
+
+  #prepare(req: EngineRequest, done: { readonly config: PreparedConfig } | { readonly root: RootRotation } | { readonly rotation: StaticRotationStep }): void {
+    this.#prepared.set(req.requestId, done);
+    setTimeout(() => this.#prepared.delete(req.requestId), PENDING_ROTATION_MS).unref();
+  }
+
+  /** What `precheck` did for this request, once. */
+  #take(req: EngineRequest) {
+    const done = this.#prepared.get(req.requestId);
+    this.#prepared.delete(req.requestId);
+    return done;
+  }
+
+  #credentialRequest(req: EngineRequest, role: string): CredentialRequest {
+    return { tenant: req.tenant, mount: this.mount, role, displayName: req.principal.displayName };
+  }
 
   async plan(req: EngineRequestHead): Promise<EnginePlan> {
     const { section, name } = split(req.path);
@@ -92,12 +186,17 @@ class DatabaseEngine implements SecretsEngine {
           await store.deleteConfig(t, a, name);
           return { status: 204, audit: { connection: name } };
         }
-        await writeConfig(store, deps, t, a, name, req.body);
+        const done = this.#take(req);
+        if (done && 'config' in done) await storeConfig(store, done.config);
+        else await writeConfig(store, deps, t, a, name, req.body);
         return { status: 204, audit: { connection: name } };
       }
-      case 'rotate-root':
-        await rotateRoot(store, deps, t, a, name);
+      case 'rotate-root': {
+        const done = this.#take(req);
+        if (done && 'root' in done) await finishRootRotation(store, deps, done.root);
+        else await rotateRoot(store, deps, t, a, name);
         return { status: 204, audit: { connection: name } };
+      }
       case 'roles': {
         if (req.method === 'GET') {
           const role = await store.getRole(t, a, name);
@@ -114,12 +213,10 @@ class DatabaseEngine implements SecretsEngine {
         return { status: 204, audit: { role: name } };
       }
       case 'creds': {
-        const issued = await issueCredential({ database: store, leases: req.stores.leases }, deps, {
-          tenant: t,
-          mount: this.mount,
-          role: name,
-          displayName: req.principal.displayName,
-        });
+        const created = this.#created.get(req.requestId);
+        this.#created.delete(req.requestId);
+        if (created) await recordCredential(req.stores.leases, created);
+        const issued = created ?? (await issueCredential(req.stores, deps, this.#credentialRequest(req, name)));
         return {
           data: { username: issued.username, password: issued.password },
           leaseId: issued.lease.leaseId,
@@ -135,16 +232,38 @@ class DatabaseEngine implements SecretsEngine {
           await store.deleteStaticRole(t, a, name);
           return { status: 204, audit: { static_role: name } };
         }
-        const role = await writeStaticRole(store, deps, t, a, name, req.body);
+        const done = this.#take(req);
+        const existing = done ? undefined : await store.getStaticRole(t, a, name);
+        const role =
+          done && 'rotation' in done ? await finishStaticRotation(store, deps, done.rotation) : existing ? await updateStaticRole(store, existing, req.body) : await writeStaticRole(store, deps, t, a, name, req.body);
+        await this.#announceRotation(req, role);
         return { status: 204, audit: { static_role: name, username: role.username } };
       }
       case 'static-creds':
         return { data: staticCredentials(await requireStaticRole(store, t, a, name), deps), audit: { static_role: name } };
       case 'rotate-role': {
-        const role = await rotate(store, deps, await requireStaticRole(store, t, a, name));
+        const done = this.#take(req);
+        const role = done && 'rotation' in done ? await finishStaticRotation(store, deps, done.rotation) : await rotate(store, deps, await requireStaticRole(store, t, a, name));
+        await this.#announceRotation(req, role);
         return { status: 204, audit: { static_role: name, username: role.username } };
       }
     }
+  }
+
+  /**
+   * A password set by hand (`rotate-role`, or a static role written anew) is announced like a
+   * scheduled rotation, in the same transaction, so `watchSecret({ staticRole })` re-reads it.
+   */
+  async #announceRotation(req: EngineRequest, role: StaticRole): Promise<void> {
+    await req.stores.rotation.appendEvent({
+      tenant: req.tenant,
+      kind: 'database.static.rotated',
+      mountPath: this.mount.path,
+      path: role.name,
+      version: null,
+      occurredAt: role.lastRotatedAt,
+      previousReadableUntil: null,
+    });
   }
 }
 

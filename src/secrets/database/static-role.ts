@@ -18,6 +18,8 @@ export interface StaticRole {
   readonly rotationStatements: readonly string[];
   /** Barrier ciphertext of the current password, sealed to {@link staticRoleRecordId}. */
   readonly sealedPassword: string;
+  /** While a rotation is under way, the new password's ciphertext (password-slot.ts). */
+  readonly pendingSealedPassword?: string | undefined;
   readonly lastRotatedAt: string;
   readonly nextRotationAt: string;
   /** Failed scheduled rotations since the last success (retried with backoff). */

@@ -25,6 +25,11 @@ export interface DatabaseStore {
   listStaticRoles(tenant: string, mount: string): Promise<string[]>;
   /** Static roles of every tenant whose next rotation is at or before `now`, earliest first. */
   dueStaticRoles(now: string, limit: number): Promise<StaticRole[]>;
+  /**
+   * Connections of every tenant with a root rotation left pending (the process died between its
+   * steps): few, since a rotation clears its own; for the startup sweep (static-rotation.ts).
+   */
+  pendingRootRotations(): Promise<DatabaseConfig[]>;
   /** Deletes every record of a mount (unmount). */
   purgeMount(tenant: string, mount: string): Promise<void>;
 }

@@ -18,11 +18,12 @@ import {
 } from './secrets.js';
 import type { KvKey } from './store.js';
 import { unsupportedOperation } from '../engine.js';
+import { applyRotationChange, parseRotationChange, rotationView } from '../rotation/policy.js';
 
 /**
  * The KV v2 engine's paths (Vault api-docs/secret/kv/kv-v2): `config`, `data/<p>`,
- * `metadata/<p>`, `delete/<p>`, `undelete/<p>`, `destroy/<p>`, `subkeys/<p>`. Only version 2 is
- * offered: a mount with `options.version` "1" is refused rather than silently upgraded.
+ * `metadata/<p>`, `delete/<p>`, `undelete/<p>`, `destroy/<p>`, `subkeys/<p>`. Mounts with
+ * `options.version` "1" never reach it: src/secrets/kv1/versioned-kv.ts sends them to KV v1.
  */
 type Section = 'config' | 'data' | 'metadata' | 'delete' | 'undelete' | 'destroy' | 'subkeys';
 const SECTIONS = new Set<string>(['config', 'data', 'metadata', 'delete', 'undelete', 'destroy', 'subkeys']);
@@ -83,7 +84,7 @@ class KvEngine implements SecretsEngine {
 
   async handle(req: EngineRequest): Promise<EngineResponse> {
     const { section, key: path } = split(req.path);
-    const ctx: KvContext = { store: req.stores.kv, sealer: req.sealer, clock: req.clock };
+    const ctx: KvContext = { store: req.stores.kv, sealer: req.sealer, clock: req.clock, rotation: { store: req.stores.rotation, mountPath: this.mount.path } };
     const key = this.#key(req.tenant, path);
     const needKey = () => {
       if (path === '' || path.endsWith('/')) throw new SecretsError('secrets.invalid_request', 'missing secret path');
@@ -134,12 +135,17 @@ class KvEngine implements SecretsEngine {
         if (req.method === 'GET') {
           const meta = await readMetadata(ctx, key);
           if (!meta) throw new SecretsError('secrets.not_found', 'no secret at this path');
-          return { data: meta };
+          return { data: { ...meta, ...rotationView(await req.stores.rotation.policy(key)) } };
         }
         if (req.method === 'DELETE') {
           await deleteMetadata(ctx, key);
+          await req.stores.rotation.deleteSecret(key);
           return { status: 204 };
         }
+        // Rampart's rotation fields (docs/secrets.md#rotation) are checked in full before anything is written.
+        const rotationChange = parseRotationChange(b);
+        const existingPolicy = rotationChange ? await req.stores.rotation.policy(key) : undefined;
+        const policy = rotationChange && applyRotationChange(key, this.mount.path, existingPolicy, rotationChange, req.clock.now());
         await writeMetadata(
           ctx,
           key,
@@ -151,6 +157,11 @@ class KvEngine implements SecretsEngine {
           },
           req.method === 'PATCH',
         );
+        if (rotationChange) {
+          if (policy) await req.stores.rotation.putPolicy(policy);
+          else await req.stores.rotation.deletePolicy(key);
+          return { status: 204, audit: { rotation_period: policy?.periodSeconds ?? 0, rotation_generator: policy ? policy.generator !== null : false } };
+        }
         return { status: 204 };
       }
       case 'subkeys': {
@@ -205,5 +216,6 @@ export const kvEngine: EngineFactory = {
   create: (mount) => new KvEngine(mount),
   async purge(stores, mount) {
     await stores.kv.purgeMount(mount.tenant, mount.accessor);
+    await stores.rotation.purgeMount(mount.tenant, mount.accessor);
   },
 };

@@ -2,8 +2,10 @@ import type { Clock } from '../../core/clock.js';
 import { SecretsError } from '../../core/errors.js';
 import type { Sealer } from '../../core/sealer.js';
 import { formatSeconds } from '../fields.js';
+import { childKeys } from '../list-keys.js';
 import { mergePatch } from './merge-patch.js';
 import type { KvConfigRecord, KvKey, KvMetadataRecord, KvStore, KvVersionRecord } from './store.js';
+import { type KvRotation, pruneFloor, recordNewVersion } from '../rotation/kv-versions.js';
 
 /**
  * KV version 2 semantics, as Vault documents them (api-docs/secret/kv/kv-v2): every write is a new
@@ -20,6 +22,8 @@ export interface KvContext {
   readonly store: KvStore;
   readonly sealer: Sealer;
   readonly clock: Clock;
+  /** Rotation policies, grace versions and change events (docs/secrets.md#rotation); absent in unit tests of KV alone. */
+  readonly rotation?: KvRotation;
 }
 
 export interface VersionMetadata extends Readonly<Record<string, unknown>> {
@@ -79,7 +83,9 @@ export async function writeSecret(ctx: KvContext, key: KvKey, data: SecretData, 
     destroyed: false,
   };
   await ctx.store.insertVersion(record);
-  const oldest = Math.max(meta.oldestVersion || 1, version - config.maxVersions + 1);
+  if (ctx.rotation) await recordNewVersion(ctx.store, ctx.rotation, key, meta.currentVersion, version, now);
+  const kept = Math.max(meta.oldestVersion || 1, version - config.maxVersions + 1);
+  const oldest = ctx.rotation && kept > (meta.oldestVersion || 1) ? await pruneFloor(ctx.rotation, key, kept, now) : kept;
   if (oldest > (meta.oldestVersion || 1)) await ctx.store.pruneBefore(key, oldest);
   const updated: KvMetadataRecord = { ...meta, currentVersion: version, oldestVersion: oldest, updatedAt: at };
   await ctx.store.putMetadata(updated);
@@ -94,9 +100,9 @@ export interface ReadResult {
 
 /** Reads a version (0 or undefined: the current one); undefined when it does not exist. */
 export async function readSecret(ctx: KvContext, key: KvKey, version: number | undefined): Promise<ReadResult | undefined> {
-  const meta = await ctx.store.metadata(key);
-  if (!meta || meta.currentVersion === 0) return undefined;
-  const v = await ctx.store.version(key, version || meta.currentVersion);
+  const found = await ctx.store.readVersion(key, version || 0);
+  if (!found || found.metadata.currentVersion === 0) return undefined;
+  const { metadata: meta, version: v } = found;
   if (!v) return undefined;
   const metadata = versionMetadata(v, meta);
   if (v.destroyed || v.ciphertext === null || isDeleted(v, ctx.clock.now())) return { data: null, metadata };
@@ -116,6 +122,23 @@ async function requireMetadata(ctx: KvContext, key: KvKey): Promise<KvMetadataRe
   const meta = await ctx.store.lockMetadata(key, ctx.clock.now().toISOString());
   if (meta.currentVersion === 0) throw new SecretsError('secrets.not_found', 'no secret at this path');
   return meta;
+}
+
+/**
+ * Prunes versions beyond `max_versions` that a grace period kept (docs/secrets.md#rotation); the
+ * next write would otherwise be the first to drop them.
+ */
+export async function pruneExcessVersions(ctx: KvContext, key: KvKey): Promise<void> {
+  const now = ctx.clock.now();
+  const meta = await ctx.store.metadata(key);
+  if (!meta || meta.currentVersion === 0) return;
+  const locked = await ctx.store.lockMetadata(key, now.toISOString());
+  const config = effectiveConfig(await ctx.store.config(key.tenant, key.mount), locked);
+  const kept = Math.max(locked.oldestVersion || 1, locked.currentVersion - config.maxVersions + 1);
+  const oldest = ctx.rotation ? await pruneFloor(ctx.rotation, key, kept, now) : kept;
+  if (oldest <= (locked.oldestVersion || 1)) return;
+  await ctx.store.pruneBefore(key, oldest);
+  await ctx.store.putMetadata({ ...locked, oldestVersion: oldest });
 }
 
 /** Soft-deletes versions (`delete/`), or the current one (`DELETE data/`). Unknown versions are ignored, as in Vault. */
@@ -200,15 +223,7 @@ export async function deleteMetadata(ctx: KvContext, key: KvKey): Promise<boolea
  * always answers the full list, which is what a request without them gets).
  */
 export async function listKeys(ctx: KvContext, tenant: string, mount: string, prefix: string, after: string | undefined, limit: number | undefined): Promise<string[]> {
-  const children = new Set<string>();
-  for (const path of await ctx.store.paths(tenant, mount, prefix)) {
-    const rest = path.slice(prefix.length);
-    const slash = rest.indexOf('/');
-    children.add(slash === -1 ? rest : rest.slice(0, slash + 1));
-  }
-  const sorted = [...children].filter((c) => c !== '').sort();
-  const from = after === undefined ? sorted : sorted.filter((c) => c > after);
-  return limit === undefined ? from : from.slice(0, limit);
+  return childKeys(await ctx.store.paths(tenant, mount, prefix), prefix, after, limit);
 }
 
 /** The key structure of a version with every leaf value replaced by null, to `depth` levels (0: all). */

@@ -51,6 +51,12 @@ export interface KvStore {
   putMetadata(record: KvMetadataRecord): Promise<void>;
   /** Returns undefined when that version does not exist (never written or pruned). */
   version(key: KvKey, version: number): Promise<KvVersionRecord | undefined>;
+  /**
+   * The metadata and one version (0: the current one) in a single read, for `GET data/`. Returns
+   * undefined when the secret has no metadata, and `version` undefined when that version does not
+   * exist.
+   */
+  readVersion(key: KvKey, version: number): Promise<{ readonly metadata: KvMetadataRecord; readonly version: KvVersionRecord | undefined } | undefined>;
   /** Every kept version, oldest first. */
   versions(key: KvKey): Promise<KvVersionRecord[]>;
   insertVersion(record: KvVersionRecord): Promise<void>;

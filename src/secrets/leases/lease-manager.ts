@@ -85,19 +85,35 @@ export class LeaseManager<S extends LeaseStores = LeaseStores> {
    * system (the backend), then in `stores` (the caller's transaction).
    */
   async renew(stores: S, tenant: string, leaseId: string, incrementSeconds: number | undefined): Promise<RenewResult> {
-    const store = stores.leases;
-    const lease = await this.#require(store, tenant, leaseId);
+    const result = await this.renewExternally(stores, tenant, leaseId, incrementSeconds);
+    await this.recordRenewal(stores, result);
+    return result;
+  }
+
+  /**
+   * The external half of {@link renew}, for a caller that runs it before its store transaction
+   * (a remote `ALTER ROLE` must not hold the store's writer, src/store/group-commit.ts). Safe on
+   * its own: should {@link recordRenewal} then fail, the external secret merely lives longer
+   * than its lease, and the expiry worker still revokes it when the lease expires.
+   */
+  async renewExternally(stores: S, tenant: string, leaseId: string, incrementSeconds: number | undefined): Promise<RenewResult> {
+    const lease = await this.#require(stores.leases, tenant, leaseId);
     const now = this.#clock.now();
     if (Date.parse(lease.expiresAt) <= now.getTime()) throw new LeaseError('lease.expired', 'lease has expired');
     if (!lease.renewable) throw new LeaseError('lease.not_renewable', 'lease is not renewable');
     const { expiresAt, capped } = renewedExpiry(lease, now, incrementSeconds);
     await this.#backend(lease).renew(lease, this.#open(lease), expiresAt, stores);
-    if (!(await store.renew(tenant, lease.leaseId, expiresAt.toISOString(), now.toISOString()))) {
-      throw new LeaseError('lease.not_found', 'invalid lease');
-    }
     const renewed: LeaseRecord = { ...lease, expiresAt: expiresAt.toISOString(), revokeAfter: expiresAt.toISOString(), lastRenewalAt: now.toISOString() };
     const warning = capped ? `TTL of the requested increment exceeded the lease's max TTL; it was capped to expire at ${renewed.expiresAt}` : undefined;
     return { lease: renewed, warning };
+  }
+
+  /** The store half of {@link renew}, in the caller's transaction; `lease.not_found` when the lease went meanwhile. */
+  async recordRenewal(stores: S, result: RenewResult): Promise<void> {
+    const { lease } = result;
+    if (!(await stores.leases.renew(lease.tenant, lease.leaseId, lease.expiresAt, lease.lastRenewalAt!))) {
+      throw new LeaseError('lease.not_found', 'invalid lease');
+    }
   }
 
   /**
@@ -108,16 +124,32 @@ export class LeaseManager<S extends LeaseStores = LeaseStores> {
    * revokes it then, retrying with backoff.
    */
   async revoke(stores: S, tenant: string, leaseId: string): Promise<boolean> {
-    const store = stores.leases;
-    const lease = await store.get(tenant, leaseId as LeaseId);
+    const lease = await this.revokeExternally(stores, tenant, leaseId);
     if (!lease) return false;
+    await this.forgetRevoked(stores, lease);
+    return true;
+  }
+
+  /**
+   * The external half of {@link revoke}, for a caller that runs it before its store transaction.
+   * Returns the revoked lease, or undefined when the tenant has none of that id. Safe on its own:
+   * should {@link forgetRevoked} then fail, the lease stays until it expires, and the expiry
+   * worker's revocation of a secret already gone succeeds.
+   */
+  async revokeExternally(stores: S, tenant: string, leaseId: string): Promise<LeaseRecord | undefined> {
+    const lease = await stores.leases.get(tenant, leaseId as LeaseId);
+    if (!lease) return undefined;
     try {
       await this.#backend(lease).revoke(lease, this.#open(lease), stores);
     } catch (err) {
       throw new LeaseError('lease.revoke_failed', `failed to revoke lease ${lease.leaseId}: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
     }
-    await store.delete(tenant, lease.leaseId);
-    return true;
+    return lease;
+  }
+
+  /** The store half of {@link revoke}: deletes the revoked lease in the caller's transaction. */
+  async forgetRevoked(stores: S, lease: LeaseRecord): Promise<void> {
+    await stores.leases.delete(lease.tenant, lease.leaseId);
   }
 
   /**

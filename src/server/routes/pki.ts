@@ -11,7 +11,8 @@ import { issuerOfOcspRequest, OCSP_VALIDITY_MS, OcspResponder } from '../../pki/
 import { revokeCertificates } from '../../pki/revocation.js';
 import { parseSpiffeId } from '../../pki/spiffe.js';
 import { REVOCATION_REASONS } from '../../pki/store.js';
-import { resolveSvidTtl, signSvidFromCsr, svidIdentityFor } from '../../pki/svid-signing.js';
+import { resolveSvidIdentity, resolveSvidTtl, signSvidFromCsr } from '../../pki/svid-signing.js';
+import { readSvidRequest } from '../../pki/svid-request.js';
 import type { Runtime } from '../../runtime.js';
 import { authorizeRequest } from '../authorize.js';
 import { caRotationRoutes } from './pki-ca.js';
@@ -19,10 +20,10 @@ import { errorResponses, problemResponse } from './schemas.js';
 
 const SignBody = Type.Object(
   {
-    csr: Type.String({ maxLength: 65_536, description: 'PEM PKCS #10 request; only its public key is used' }),
+    csr: Type.String({ maxLength: 65_536, description: 'PEM PKCS #10 request: its key, and its URI SAN as the SPIFFE ID when spiffe_id is absent; a request for a CA, several URIs or names not granted is refused' }),
     ttl: Type.Optional(Type.String({ maxLength: 32, description: 'e.g. "10m", "1h", "3600" (default 1h, at most the server maximum, 24h by default)' })),
     spiffe_id: Type.Optional(
-      Type.String({ maxLength: 2048, description: "SPIFFE ID to issue, in the tenant's trust domain; defaults to a calling workload's own" }),
+      Type.String({ maxLength: 2048, description: "SPIFFE ID to issue, in the tenant's trust domain; defaults to the CSR's URI SAN, then to a calling workload's own" }),
     ),
   },
   { additionalProperties: false },
@@ -49,6 +50,8 @@ const Revoked = Type.Object({
   revocation_time: Type.Integer({ description: 'Unix seconds' }),
   revocation_time_rfc3339: Type.String(),
 });
+const IssuerParams = Type.Object({ issuer: Type.String({ pattern: '^[0-9a-f]{2,128}$', description: 'hex subject key identifier of the issuing CA' }) }, { additionalProperties: false });
+const crlResponse = (description: string) => ({ description, content: { [CRL_CONTENT_TYPE]: { schema: { type: 'string', format: 'binary' } }, [PEM_CONTENT_TYPE]: { schema: { type: 'string' } } } });
 const CrlQuery = Type.Object({ format: Type.Optional(Type.Union([Type.Literal('der'), Type.Literal('pem')])) }, { additionalProperties: false });
 
 const pkiCollection = (_p: Record<string, string>, tenant: string) => ({ type: 'Rampart::Collection', id: `${tenant}/pki` });
@@ -73,19 +76,8 @@ export const pkiRoutes =
   async (app) => {
     const ca = runtime.ca;
     const certificates = runtime.stores.certificates;
-    /**
-     * Picks up rotations (made here, by the clock, or by another replica) before answering, and
-     * tells the event stream's listeners (agents rewrite `bundle.pem`) when the bundle moved.
-     */
-    let announced = ca.sequence;
-    const currentCa = async (force = false) => {
-      await ca.refresh(runtime.stores, runtime.transact, force);
-      if (ca.sequence !== announced) {
-        announced = ca.sequence;
-        runtime.pkiEvents.bundleChanged(runtime.clock.now());
-      }
-      return ca;
-    };
+    /** Picks up rotations (made here, by the clock, or by another replica) before answering. */
+    const currentCa = (force = false) => runtime.pkiSync.currentCa(force);
     // One CRL publisher and OCSP responder per issuing CA, created when first needed: after a
     // rotation the previous intermediate keeps answering for its own serials.
     const crls = new Map<string, CrlPublisher>();
@@ -93,7 +85,10 @@ export const pkiRoutes =
     const crlsOf = (issuer: CertificateAuthority) => {
       const id = issuerKeyId(issuer);
       let publisher = crls.get(id);
-      if (!publisher) crls.set(id, (publisher = new CrlPublisher(issuer, certificates, runtime.clock)));
+      if (!publisher) {
+        publisher = new CrlPublisher(issuer, certificates, runtime.clock, { bases: runtime.stores.crlBases, deltaUrl: `${runtime.config.advertiseAddr}/v1/pki/issuers/${id}/crl/delta` });
+        crls.set(id, publisher);
+      }
       return publisher;
     };
     const responderOf = (issuer: CertificateAuthority) => {
@@ -107,11 +102,19 @@ export const pkiRoutes =
     };
     const bundles = new BundleRenderer();
     /** A CRL may be cached until its nextUpdate (RFC 5280 §5.1.2.5). */
-    const sendCrl = async (reply: FastifyReply, issuer: CertificateAuthority, format: 'der' | 'pem' | undefined) => {
-      const crl = await crlsOf(issuer).current();
+    const sendCrl = async (reply: FastifyReply, issuer: CertificateAuthority, format: 'der' | 'pem' | undefined, kind: 'complete' | 'delta' = 'complete') => {
+      const publisher = crlsOf(issuer);
+      const crl = kind === 'delta' ? await publisher.delta() : await publisher.current();
       reply.header('cache-control', `public, max-age=${Math.max(0, Math.floor((crl.nextUpdate.getTime() - runtime.clock.now().getTime()) / 1000))}`);
       if (format === 'pem') return reply.type(PEM_CONTENT_TYPE).send(crl.pem);
       return reply.type(CRL_CONTENT_TYPE).send(Buffer.from(crl.der));
+    };
+
+    /** @throws PkiError `pki.issuer_not_found` when no issuing CA with that key id answers here */
+    const issuerByKeyId = async (keyId: string) => {
+      const issuer = (await currentCa()).issuers.find((i) => issuerKeyId(i) === keyId);
+      if (!issuer) throw new PkiError('pki.issuer_not_found', `no issuing CA with key id ${keyId} answers here (it may have been retired)`);
+      return issuer;
     };
 
     // Scoped to this plugin: only the OCSP routes read a raw body.
@@ -128,10 +131,13 @@ export const pkiRoutes =
         const principal = ctx.principal!;
         const tenant = ctx.tenant!;
         const ownId = principal.type === 'Rampart::Workload' && principal.tenant === tenant ? principal.id : undefined;
-        const requested = req.body.spiffe_id ?? ownId;
-        if (requested === undefined) throw new PkiError('pki.spiffe_id_invalid', 'spiffe_id is required unless a workload renews its own identity');
+        // Read first: without spiffe_id, the CSR's URI SAN is the identity asked for.
+        const request = await readSvidRequest(req.body.csr);
         const { trustDomain } = await requireTenant(runtime.stores.tenants, tenant);
-        const spiffeId = svidIdentityFor(requested, trustDomain);
+        const spiffeId = resolveSvidIdentity(request, trustDomain, {
+          ...(req.body.spiffe_id === undefined ? {} : { explicit: req.body.spiffe_id }),
+          ...(ownId === undefined ? {} : { fallback: ownId }),
+        });
         // The decision the route's `pki:sign-request` could not make: it needs the body. The
         // audit event then names the identity asked for.
         ctx.action = 'pki:sign';
@@ -142,7 +148,7 @@ export const pkiRoutes =
         const signed = await signSvidFromCsr(issuer, {
           tenant,
           spiffeId,
-          csrPem: req.body.csr,
+          request,
           ttlMs,
           clock: runtime.clock,
           advertiseAddr: runtime.config.advertiseAddr,
@@ -178,10 +184,11 @@ export const pkiRoutes =
         }
         const target = serialNumber !== undefined ? { serialNumber } : { spiffeId: parseSpiffeId(spiffeId!).id };
         const result = await ctx.transact(200, async (s) => {
-          const r = await revokeCertificates(s.certificates, runtime.clock, ctx.tenant!, target, reason);
+          const r = await revokeCertificates(s.certificates, runtime.clock, ctx.tenant!, target, reason, s.pkiEvents);
           return { result: r, details: { serial_numbers: r.serialNumbers, newly_revoked: r.newlyRevoked, reason } };
         });
-        runtime.pkiEvents.revoked(ctx.tenant!, result, target);
+        // This replica's subscribers hear it now; the others' when their replica reads the log.
+        await runtime.pkiSync.deliver();
         const at = new Date(result.revokedAt);
         return {
           serial_numbers: [...result.serialNumbers],
@@ -200,10 +207,24 @@ export const pkiRoutes =
           summary: 'The issuing CA\'s CRL (RFC 5280), DER or ?format=pem; public',
           security: [],
           querystring: CrlQuery,
-          response: { 200: { description: 'the CRL', content: { [CRL_CONTENT_TYPE]: { schema: { type: 'string', format: 'binary' } }, [PEM_CONTENT_TYPE]: { schema: { type: 'string' } } } }, 400: problemResponse('invalid query'), 503: problemResponse('the store is unavailable') },
+          response: { 200: crlResponse('the CRL'), 400: problemResponse('invalid query'), 503: problemResponse('the store is unavailable') },
         },
       },
       async (req, reply) => sendCrl(reply, (await currentCa()).intermediate, req.query.format),
+    );
+
+    app.get<{ Querystring: Static<typeof CrlQuery> }>(
+      '/v1/pki/crl/delta',
+      {
+        config: { public: true },
+        schema: {
+          summary: "The issuing CA's delta CRL (RFC 5280 §5.2.4): what was revoked since the complete CRL its Delta CRL Indicator names; DER or ?format=pem; public",
+          security: [],
+          querystring: CrlQuery,
+          response: { 200: crlResponse('the delta CRL'), 400: problemResponse('invalid query'), 503: problemResponse('the store is unavailable') },
+        },
+      },
+      async (req, reply) => sendCrl(reply, (await currentCa()).intermediate, req.query.format, 'delta'),
     );
 
     const answerOcsp = async (req: FastifyRequest, reply: FastifyReply, der: Uint8Array) => {
@@ -268,16 +289,27 @@ export const pkiRoutes =
         schema: {
           summary: "The CRL of one issuing CA by its key id (the SVID's CRL distribution point), also during a rotation overlap; public",
           security: [],
-          params: Type.Object({ issuer: Type.String({ pattern: '^[0-9a-f]{2,128}$', description: "hex subject key identifier of the issuing CA" }) }, { additionalProperties: false }),
+          params: IssuerParams,
           querystring: CrlQuery,
-          response: { 200: { description: 'the CRL', content: { [CRL_CONTENT_TYPE]: { schema: { type: 'string', format: 'binary' } }, [PEM_CONTENT_TYPE]: { schema: { type: 'string' } } } }, ...errorResponses },
+          response: { 200: crlResponse('the CRL'), ...errorResponses },
         },
       },
-      async (req, reply) => {
-        const issuer = (await currentCa()).issuers.find((i) => issuerKeyId(i) === req.params.issuer);
-        if (!issuer) throw new PkiError('pki.issuer_not_found', `no issuing CA with key id ${req.params.issuer} answers here (it may have been retired)`);
-        return sendCrl(reply, issuer, req.query.format);
+      async (req, reply) => sendCrl(reply, await issuerByKeyId(req.params.issuer), req.query.format),
+    );
+
+    app.get<{ Params: { issuer: string }; Querystring: Static<typeof CrlQuery> }>(
+      '/v1/pki/issuers/:issuer/crl/delta',
+      {
+        config: { public: true },
+        schema: {
+          summary: "The delta CRL of one issuing CA by its key id, where its complete CRL's Freshest CRL extension points (RFC 5280 §5.2.6); public",
+          security: [],
+          params: IssuerParams,
+          querystring: CrlQuery,
+          response: { 200: crlResponse('the delta CRL'), ...errorResponses },
+        },
       },
+      async (req, reply) => sendCrl(reply, await issuerByKeyId(req.params.issuer), req.query.format, 'delta'),
     );
 
     app.get(

@@ -1,8 +1,9 @@
 import { type Static, Type } from '@sinclair/typebox';
-import type { FastifyPluginAsync, FastifyReply } from 'fastify';
+import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
 import type { EntityRef } from '../../audit/event.js';
 import type { Hash } from '../../audit/merkle.js';
-import { TILE_WIDTH, TileHashes, encodeEntryBundle, encodeHashTile, parseTilePath, tileWidthAt } from '../../audit/tiles.js';
+import { type ServedTile, ServedTiles } from '../../audit/served-tiles.js';
+import { TILE_WIDTH, TileHashes, type TileRef, parseTilePath, tileWidthAt } from '../../audit/tiles.js';
 import { storeTreeReader } from '../../audit/tree-reader.js';
 import { AuditError, AuthzError, RequestError } from '../../core/errors.js';
 import { DEFAULT_TENANT } from '../../core/ids.js';
@@ -11,30 +12,53 @@ import { errorResponses, problemResponse } from './schemas.js';
 
 /**
  * The audit log's transparency surface: C2SP tlog-tiles under /v1/audit/tlog/, the verifier key,
- * and inclusion/consistency proofs. Read-only; the domain work is in src/audit/tiles.ts.
+ * and inclusion/consistency proofs. Read-only; the domain work is in src/audit/tiles.ts and
+ * src/audit/served-tiles.ts.
  *
- * Access:
- * - `GET /v1/audit/key` and `GET /v1/audit/tlog/checkpoint` are public. The key is public by
- *   nature, and a checkpoint reveals only the log's size and root; witnesses and gossiping
- *   clients must be able to compare checkpoints without a credential to detect a split view.
- *   The size does leak the control plane's overall request volume; that is accepted.
- * - Tiles and entry bundles reveal every tenant's events, so they are an operator capability:
- *   action `audit:read-log` on `Rampart::Collection::"audit-log"`, addressed to tenant `default`
- *   (whose seed policy grants its admins everything). Addressing another tenant is refused
- *   before its policies are asked, since a tenant's admins must not read other tenants' events.
+ * Access (docs/audit.md, "Tiles"):
+ * - `GET /v1/audit/key`, `GET /v1/audit/tlog/checkpoint` and the hash tiles `tile/<L>/<N>` are
+ *   public, as tlog-tiles intends and as CRL and OCSP are (docs/pki.md): they reveal only the
+ *   log's size and hashes, which witnesses and gossiping clients must be able to compare without
+ *   a credential to detect a split view. Like every public route they are counted in /metrics
+ *   and not audited per request: they change nothing and disclose no event.
+ * - Entry bundles `tile/entries/<N>` reveal every tenant's events, so they are an operator
+ *   capability: action `audit:read-log` on `Rampart::Collection::"audit-log"`, addressed to
+ *   tenant `default` (whose seed policy grants its admins everything). Addressing another tenant
+ *   is refused before its policies are asked, since a tenant's admins must not read other
+ *   tenants' events. Every bundle request is authenticated, authorized and audited.
  * - Proofs (`audit:proof`) reveal only hashes; any tenant's policy may grant them.
+ *
+ * Full hash tiles are immutable (tlog-tiles): they carry a one-year `immutable` Cache-Control.
+ * Entry bundles are revalidated on every use (see BUNDLE). Every tile and bundle has a strong
+ * ETag, and `If-None-Match` is answered 304.
  */
 
 const LOG_RESOURCE = 'audit-log';
-const IMMUTABLE = 'private, max-age=31536000, immutable';
-const PARTIAL = 'private, max-age=60';
+const YEAR = 'max-age=31536000, immutable';
+const PARTIAL = 'max-age=60';
+/**
+ * Entry bundles are `private` (they hold every tenant's events) and revalidated on every use: retention
+ * may prune a bundle later, after which its content must never be served again (src/audit/served-tiles.ts),
+ * which a year of `immutable` in a client cache would defeat. Revalidation is a 304 by ETag.
+ */
+const BUNDLE = 'private, no-cache';
 const TEXT = 'text/plain; charset=utf-8';
 const BINARY = 'application/octet-stream';
+const TILE_PATH_HELP = 'tile/<L>/<N>[.p/<W>] or tile/entries/<N>[.p/<W>]';
 
 function operatorLogResource(_params: Record<string, string>, tenant: string): EntityRef {
   // The tlog reveals all tenants' payloads: only the operator tenant may be addressed.
   if (tenant !== DEFAULT_TENANT) throw new AuthzError('authz.denied', 'access denied');
   return { type: 'Rampart::Collection', id: LOG_RESOURCE };
+}
+
+/** RFC 9110 §13.1.2: If-None-Match matches with the weak comparison, `*` matching anything. */
+function notModified(header: string | undefined, etag: string): boolean {
+  if (header === undefined) return false;
+  return header.split(',').some((candidate) => {
+    const tag = candidate.trim();
+    return tag === '*' || (tag.startsWith('W/') ? tag.slice(2) : tag) === etag;
+  });
 }
 
 const InclusionQuery = Type.Object(
@@ -65,10 +89,33 @@ export const tlogRoutes =
   (runtime: Runtime): FastifyPluginAsync =>
   async (app) => {
     const tiles = new TileHashes(storeTreeReader(runtime.stores.audit));
+    const served = new ServedTiles(runtime.stores.audit);
 
     /** The latest checkpoint bounds everything served: clients only ever see signed sizes. */
     async function signedSize(): Promise<number> {
       return (await runtime.checkpoints.latest())?.size ?? 0;
+    }
+
+    // A signed size stays signed (checkpoints are only added), so a tile within one seen before
+    // needs no new read of the latest checkpoint.
+    let knownSigned = 0;
+    async function requireSigned(level: number, index: number, width: number): Promise<void> {
+      if (tileWidthAt(level, index, knownSigned) >= width) return;
+      knownSigned = Math.max(knownSigned, await signedSize());
+      if (tileWidthAt(level, index, knownSigned) < width) throw new RequestError('request.not_found', 'no such tile in the latest checkpoint');
+    }
+
+    function parse(path: string, entries: boolean): TileRef {
+      const ref = parseTilePath(entries ? `entries/${path}` : path);
+      if (!ref || (ref.level === 'entries') !== entries) throw new RequestError('request.not_found', `not a tile path: ${TILE_PATH_HELP}`);
+      return ref;
+    }
+
+    function send(req: FastifyRequest, reply: FastifyReply, tile: ServedTile, cacheControl: string): FastifyReply {
+      const etag = `"${tile.digest}"`;
+      reply.header('cache-control', cacheControl).header('etag', etag);
+      if (notModified(req.headers['if-none-match'], etag)) return reply.code(304).send();
+      return reply.type(BINARY).send(tile.body);
     }
 
     app.get(
@@ -93,6 +140,7 @@ export const tlogRoutes =
       async (_req, reply) => {
         const latest = await runtime.checkpoints.latest();
         if (!latest) throw new RequestError('request.not_found', 'no checkpoint has been signed yet');
+        knownSigned = Math.max(knownSigned, latest.size);
         return reply.type(TEXT).header('cache-control', 'public, max-age=1').send(latest.note);
       },
     );
@@ -100,43 +148,41 @@ export const tlogRoutes =
     app.get<{ Params: { '*': string } }>(
       '/v1/audit/tlog/tile/*',
       {
-        config: { authz: { action: 'audit:read-log', resource: operatorLogResource } },
+        config: { public: true },
         schema: {
-          summary: 'A hash tile or entry bundle (C2SP tlog-tiles)',
-          response: { 200: Type.Unknown(), ...errorResponses, 410: problemResponse('audit.entry_pruned: retention pruned an entry of this bundle; read the level-0 hash tile instead') },
+          summary: 'A hash tile (C2SP tlog-tiles): tile/<L>/<N>[.p/<W>]',
+          security: [],
+          response: { 200: Type.Unknown(), 304: Type.Null({ description: 'If-None-Match matched the ETag' }), 404: problemResponse('not a tile path, or beyond the latest checkpoint') },
         },
       },
       async (req, reply) => {
-        const ref = parseTilePath(req.params['*']);
-        if (!ref) throw new RequestError('request.not_found', 'not a tile path: tile/<L>/<N>[.p/<W>] or tile/entries/<N>[.p/<W>]');
-        const size = await signedSize();
-        const available = tileWidthAt(ref.level === 'entries' ? 0 : ref.level, ref.index, size);
-        if (ref.width > available) throw new RequestError('request.not_found', 'no such tile in the latest checkpoint');
-        const body = ref.level === 'entries' ? await entryBundle(ref.index, ref.width) : encodeHashTile(await tiles.tile(ref.level, ref.index, ref.width));
-        return send(reply, body, ref.width === TILE_WIDTH ? IMMUTABLE : PARTIAL);
+        const ref = parse(req.params['*'], false);
+        const level = ref.level as number;
+        await requireSigned(level, ref.index, ref.width);
+        return send(req, reply, await served.hashTile(level, ref.index, ref.width), `public, ${ref.width === TILE_WIDTH ? YEAR : PARTIAL}`);
       },
     );
 
-    async function entryBundle(index: number, width: number): Promise<Uint8Array> {
-      const start = index * TILE_WIDTH;
-      const rows = await runtime.stores.audit.leafEntries(start, start + width);
-      if (rows.length !== width || rows.some((r, i) => r.leafIndex !== start + i)) {
-        throw new AuditError('audit.log_inconsistent', `entries of bundle ${index} are missing from the store`, { details: { index, width, found: rows.length } });
-      }
-      // A bundle is all of its entries or nothing: an empty entry would be read as a real one.
-      // Hash tiles stay served, so verifiers fall back to the leaf hashes for this range.
-      const pruned = rows.filter((r) => r.prunedAt !== null).map((r) => r.leafIndex);
-      if (pruned.length > 0) {
-        throw new AuditError('audit.entry_pruned', `retention pruned ${pruned.length} entries of bundle ${index}; its level-0 hash tile is still served`, {
-          details: { index, width, first_pruned: pruned[0], pruned: pruned.length },
-        });
-      }
-      return encodeEntryBundle(rows.map((r) => new Uint8Array(Buffer.from(r.payload, 'utf8'))));
-    }
-
-    function send(reply: FastifyReply, body: Uint8Array, cacheControl: string): FastifyReply {
-      return reply.type(BINARY).header('cache-control', cacheControl).send(Buffer.from(body.buffer, body.byteOffset, body.byteLength));
-    }
+    app.get<{ Params: { '*': string } }>(
+      '/v1/audit/tlog/tile/entries/*',
+      {
+        config: { authz: { action: 'audit:read-log', resource: operatorLogResource } },
+        schema: {
+          summary: 'An entry bundle (C2SP tlog-tiles): tile/entries/<N>[.p/<W>]',
+          response: {
+            200: Type.Unknown(),
+            304: Type.Null({ description: 'If-None-Match matched the ETag' }),
+            ...errorResponses,
+            410: problemResponse('audit.entry_pruned: retention pruned an entry of this bundle; read the level-0 hash tile instead'),
+          },
+        },
+      },
+      async (req, reply) => {
+        const ref = parse(req.params['*'], true);
+        await requireSigned(0, ref.index, ref.width);
+        return send(req, reply, await served.entryBundle(ref.index, ref.width), BUNDLE);
+      },
+    );
 
     const proofResource = (): EntityRef => ({ type: 'Rampart::Collection', id: LOG_RESOURCE });
 

@@ -60,6 +60,7 @@ export const tokenRoutes =
             displayName: req.body.display_name ?? '',
             ttlMs,
             createdBy: `${principal.type}::${principal.id}`,
+            creator: ctx.token,
           });
           // A display name often names a person: it is recorded only sealed, erasable per subject.
           const displayName = r.record.displayName;

@@ -7,12 +7,14 @@ import { optionalDurationSeconds, optionalInt, optionalString, optionalStringLis
 import { authBlock } from './auth-response.js';
 import type { VaultHandler, VaultPlan, VaultRequest, VaultRequestHead, VaultResponse } from './handler.js';
 import { vaultNamespaceTenant } from './namespace.js';
+import { requestedWrapTtl, wrapAnswer } from './wrapping.js';
 import { unsupportedOperation } from '../../secrets/engine.js';
 
 /**
  * `auth/approle/…` (Vault api-docs/auth/approle): role management through the Vault route, and
  * `login`, which has no token to authenticate with: its own route below, audited like any
- * request (the credentials in the body are what authenticates it).
+ * request (the credentials in the body are what authenticates it), and wrapped on
+ * `X-Vault-Wrap-TTL` like any Vault answer.
  */
 function parse(path: string): { name: string; sub: string } | undefined {
   const m = /^role\/([^/]+)(?:\/(role-id|secret-id|secret-id\/lookup|secret-id\/destroy|secret-id-accessor\/destroy))?$/.exec(path);
@@ -149,20 +151,18 @@ export const appRoleLoginRoute =
       const secretId = optionalString(body, 'secret_id', 256);
       if (!roleId || !secretId) throw new SecretsError('secrets.invalid_request', 'role_id and secret_id are required');
       const tenant = ctx.tenant;
-      const done = await ctx.transact(200, async (stores) => {
+      // Vault wraps login answers like any other: the token is sealed in the login's transaction
+      // and only `wrap_info` leaves (wrapping.ts).
+      const wrapTtl = requestedWrapTtl(req);
+      const envelope = await ctx.transact<Record<string, unknown>>(200, async (stores) => {
         const r = await appRoleLogin(stores, runtime.clock, tenant, roleId, secretId);
-        return { result: r, details: { role: r.role.name, created_accessor: r.record.accessor, policies: r.record.policies } };
+        const details = { role: r.role.name, created_accessor: r.record.accessor, policies: r.record.policies };
+        const auth = authBlock(r.record, r.token, runtime.clock, { role_name: r.role.name });
+        const answer = { request_id: req.id, lease_id: '', renewable: false, lease_duration: 0, data: null, wrap_info: null, warnings: null, auth };
+        if (wrapTtl === undefined) return { result: answer, details };
+        const wrapped = await wrapAnswer(runtime, stores, { tenant, fullPath: 'auth/approle/login' }, wrapTtl, { auth }, 200, answer);
+        return { result: { ...answer, auth: null, wrap_info: wrapped!.wrapInfo }, details: { ...details, ...wrapped!.audit } };
       });
-      const envelope = {
-        request_id: req.id,
-        lease_id: '',
-        renewable: false,
-        lease_duration: 0,
-        data: null,
-        wrap_info: null,
-        warnings: null,
-        auth: authBlock(done.record, done.token, runtime.clock, { role_name: done.role.name }),
-      };
       return reply.header('content-type', 'application/json').send(JSON.stringify(envelope));
     });
   };

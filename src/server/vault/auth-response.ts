@@ -19,6 +19,6 @@ export function authBlock(record: TokenRecord, token: string | undefined, clock:
     entity_id: '',
     token_type: 'service',
     orphan: record.parent === undefined,
-    num_uses: 0,
+    num_uses: record.usesLeft ?? 0,
   };
 }

@@ -22,6 +22,8 @@ export interface VaultRequestHead extends Omit<EngineRequestHead, 'mount'> {
   readonly token: TokenRecord | undefined;
   /** The client address, for decisions a handler asks for itself (`sys/capabilities-self`). */
   readonly sourceIp: string;
+  /** Seconds of `X-Vault-Wrap-TTL`, when the answer is to be wrapped (src/server/vault/wrapping.ts). */
+  readonly wrapTtl?: number | undefined;
 }
 
 export type VaultRequest = VaultRequestHead &

@@ -1,7 +1,9 @@
 import { SecretsError } from '../../core/errors.js';
 import type { Runtime } from '../../runtime.js';
-import type { LeaseId } from '../../secrets/leases/lease.js';
+import type { LeaseId, LeaseRecord } from '../../secrets/leases/lease.js';
+import type { RenewResult } from '../../secrets/leases/lease-manager.js';
 import { optionalBool, optionalDurationSeconds, optionalString } from '../../secrets/fields.js';
+import { childKey } from '../../secrets/list-keys.js';
 import type { VaultHandler, VaultPlan, VaultRequest, VaultRequestHead, VaultResponse } from './handler.js';
 import { unsupportedOperation } from '../../secrets/engine.js';
 
@@ -39,6 +41,20 @@ function leaseIdOf(req: VaultRequest, rest: string): string {
 export function leaseHandler(runtime: Runtime, alias?: Operation): VaultHandler {
   const { manager, expiry } = runtime.leases;
   const route = (path: string) => (alias ? { op: alias, rest: path } : split(path));
+  /**
+   * What `precheck` did in the external system, by request id (server-generated), until `handle`
+   * records it in the request's transaction; an entry whose request never got there expires.
+   */
+  const external = new Map<string, { renewed: RenewResult } | { revoked: LeaseRecord | undefined }>();
+  const keep = (requestId: string, outcome: { renewed: RenewResult } | { revoked: LeaseRecord | undefined }) => {
+    external.set(requestId, outcome);
+    setTimeout(() => external.delete(requestId), 60_000).unref();
+  };
+  const take = (requestId: string) => {
+    const outcome = external.get(requestId);
+    external.delete(requestId);
+    return outcome;
+  };
   return {
     mountType: 'system',
     needsUnsealed: true,
@@ -58,9 +74,24 @@ export function leaseHandler(runtime: Runtime, alias?: Operation): VaultHandler 
       }
     },
 
+    /**
+     * Renewal and synchronous revocation call the secret's external system (`ALTER ROLE`, `DROP
+     * ROLE` on a target database): that happens here, before the store transaction opens, so a
+     * remote call never holds the store's writer (src/store/group-commit.ts); `handle` records it.
+     */
+    async precheck(req: VaultRequest): Promise<void> {
+      const { op, rest } = route(req.path);
+      if (op === 'renew') {
+        keep(req.requestId, { renewed: await manager.renewExternally(req.stores, req.tenant, leaseIdOf(req, rest), optionalDurationSeconds(req.body, 'increment')) });
+      } else if (op === 'revoke' && optionalBool(req.body, 'sync') !== false) {
+        keep(req.requestId, { revoked: await manager.revokeExternally(req.stores, req.tenant, leaseIdOf(req, rest)) });
+      }
+    },
+
     async handle(req: VaultRequest): Promise<VaultResponse> {
       const { op, rest } = route(req.path);
       const store = req.stores.leases;
+      const done = take(req.requestId);
       switch (op) {
         case 'lookup': {
           if (req.method === 'LIST') return listLeases(req, rest);
@@ -70,7 +101,14 @@ export function leaseHandler(runtime: Runtime, alias?: Operation): VaultHandler 
         case 'renew': {
           const id = leaseIdOf(req, rest);
           const increment = optionalDurationSeconds(req.body, 'increment');
-          const { lease, warning } = await manager.renew(req.stores, req.tenant, id, increment);
+          let renewed: RenewResult;
+          if (done && 'renewed' in done) {
+            renewed = done.renewed;
+            await manager.recordRenewal(req.stores, renewed);
+          } else {
+            renewed = await manager.renew(req.stores, req.tenant, id, increment);
+          }
+          const { lease, warning } = renewed;
           const duration = Math.max(0, Math.round((Date.parse(lease.expiresAt) - req.clock.now().getTime()) / 1000));
           return {
             status: 200,
@@ -89,7 +127,13 @@ export function leaseHandler(runtime: Runtime, alias?: Operation): VaultHandler 
             const queued = await store.expire(req.tenant, id as LeaseId, req.clock.now().toISOString());
             return { status: 202, afterCommit: () => expiry.notify(), audit: { lease_id: id, queued } };
           }
-          const revoked = await manager.revoke(req.stores, req.tenant, id);
+          let revoked: boolean;
+          if (done && 'revoked' in done) {
+            if (done.revoked) await manager.forgetRevoked(req.stores, done.revoked);
+            revoked = done.revoked !== undefined;
+          } else {
+            revoked = await manager.revoke(req.stores, req.tenant, id);
+          }
           return { status: 204, audit: { lease_id: id, revoked } };
         }
         case 'revoke-prefix': {
@@ -110,9 +154,7 @@ async function listLeases(req: VaultRequest, rest: string): Promise<VaultRespons
   for (;;) {
     const page = await req.stores.leases.listByPrefix(req.tenant, prefix, { after, limit: PAGE });
     for (const id of page) {
-      const tail = id.slice(prefix.length);
-      const slash = tail.indexOf('/');
-      keys.add(slash === -1 ? tail : tail.slice(0, slash + 1));
+      keys.add(childKey(id, prefix));
       if (keys.size >= MAX_LIST) break;
     }
     if (page.length < PAGE || keys.size >= MAX_LIST) break;

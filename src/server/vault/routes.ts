@@ -1,9 +1,8 @@
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
 import type { EntityRef } from '../../audit/event.js';
 import { SecretsError } from '../../core/errors.js';
-import { VERSION } from '../../core/version.js';
 import type { Runtime } from '../../runtime.js';
-import { EngineRegistry, type Mount, type VaultMethod } from '../../secrets/engine.js';
+import { EngineRegistry, type EngineRequest, type Mount, type VaultMethod } from '../../secrets/engine.js';
 import { BUILTIN_ENGINES } from '../../secrets/engines.js';
 import { resolveMount } from '../../secrets/mounts.js';
 import { authorizeRequest } from '../authorize.js';
@@ -12,9 +11,12 @@ import { appRoleHandler, appRoleLoginRoute } from './auth-approle.js';
 import { certAuthHandler } from './auth-cert.js';
 import { tokenAuthHandler } from './auth-token.js';
 import type { VaultHandler, VaultPlan, VaultRequest, VaultRequestHead, VaultResponse } from './handler.js';
+import { isVaultList, vaultNoRoute } from './errors.js';
 import { MountIndex } from './mount-index.js';
 import { SYS_EXTENSIONS } from './sys-extensions.js';
-import { sealStatusBody, sysHandler } from './sys.js';
+import { healthAnswer, sealStatusBody, sysHandler } from './sys.js';
+import type { Stores } from '../../store/stores.js';
+import { requestedWrapTtl, wrapAnswer, wrappingRoutes } from './wrapping.js';
 
 /**
  * The Vault-compatible HTTP API under `/v1/` (docs/secrets.md): `sys/…`, `auth/token/…` and
@@ -28,8 +30,8 @@ import { sealStatusBody, sysHandler } from './sys.js';
  * request needs and Cedar decides each, then the handler runs (in one transaction with its audit
  * event when it writes), and errors answer `{"errors":[…]}` (errors.ts).
  *
- * Node's HTTP parser refuses the non-standard `LIST` method before any application code runs,
- * so LIST reaches Rampart as Vault's own Go client sends it: `GET …?list=true`.
+ * A list arrives as Vault's own Go client sends it, `GET …?list=true`; the `LIST` method, which
+ * Node's HTTP parser refuses, is turned into that request before routing (list-verb.ts).
  */
 const METHODS = ['GET', 'PUT', 'POST', 'DELETE', 'PATCH'] as const;
 const VAULT_PATH = 'Rampart::VaultPath';
@@ -41,10 +43,16 @@ interface Resolved {
 }
 
 function vaultMethod(req: FastifyRequest): VaultMethod {
-  const q = req.query as Record<string, unknown>;
-  // Vault parses list as a Go boolean; node-vault's noCustomHTTPVerbs sends list=1.
-  if (req.method === 'GET' && typeof q.list === 'string' && ['true', '1', 't', 'T', 'TRUE', 'True'].includes(q.list)) return 'LIST';
-  return req.method as VaultMethod;
+  return isVaultList(req) ? 'LIST' : (req.method as VaultMethod);
+}
+
+/**
+ * A list names a folder: Vault appends the "/" to every list path before routing and the ACL
+ * check (vault http/logical.go, buildLogicalRequestNoAuth), so `LIST secret/metadata/app` is
+ * `secret/metadata/app/` to the engine and to the ACL alike.
+ */
+function listPath(method: VaultMethod, path: string): string {
+  return method === 'LIST' && !path.endsWith('/') ? `${path}/` : path;
 }
 
 function queryOf(req: FastifyRequest): Record<string, string> {
@@ -57,6 +65,25 @@ function statusOf(res: VaultResponse): number {
   return res.status ?? (res.data || res.auth || res.raw ? 200 : 204);
 }
 
+/** The body of a Vault answer: Vault's envelope, or the bare body of the few sys/ paths that answer one. */
+function envelopeOf(requestId: string, mountType: string, res: VaultResponse): Record<string, unknown> {
+  return (
+    res.raw ?? {
+      // sys/ answers repeat `data` at the top level, as Vault's do (node-vault reads them there).
+      ...(res.flatten && res.data ? res.data : {}),
+      request_id: requestId,
+      lease_id: res.leaseId ?? '',
+      renewable: res.renewable ?? false,
+      lease_duration: res.leaseDuration ?? 0,
+      data: res.data ?? null,
+      wrap_info: res.wrapInfo ?? null,
+      warnings: res.warnings && res.warnings.length > 0 ? res.warnings : null,
+      auth: res.auth ?? null,
+      mount_type: mountType,
+    }
+  );
+}
+
 export const vaultRoutes =
   (runtime: Runtime): FastifyPluginAsync =>
   async (app) => {
@@ -66,6 +93,7 @@ export const vaultRoutes =
     const extensions = Object.fromEntries(Object.entries(SYS_EXTENSIONS).map(([name, make]) => [name, make(runtime)]));
     const sys = sysHandler(runtime, registry, extensions, (path) => {
       index.add(path);
+      index.invalidate();
       void index.reload();
     });
     const authMethods: Readonly<Record<string, VaultHandler>> = { token: tokenAuthHandler(), approle: appRoleHandler(), cert: certAuthHandler() };
@@ -93,47 +121,67 @@ export const vaultRoutes =
     app.addContentTypeParser('application/json', { parseAs: 'string' }, lenientJson);
     app.addContentTypeParser('*', { parseAs: 'string' }, lenientJson);
 
+    // One handler per mount record: the cached mount table hands out the same records until it
+    // is reloaded, so engines are not rebuilt per request.
+    const engineHandlers = new WeakMap<Mount, VaultHandler>();
+    function engineHandlerOf(mount: Mount): VaultHandler {
+      let handler = engineHandlers.get(mount);
+      if (!handler) {
+        handler = engineHandler(mount);
+        engineHandlers.set(mount, handler);
+      }
+      return handler;
+    }
+
     function engineHandler(mount: Mount): VaultHandler {
       const engine = registry.factory(mount.type).create(mount);
       return {
         mountType: mount.type,
         needsUnsealed: true,
         plan: (h) => engine.plan({ method: h.method, path: h.path, query: h.query, tenant: h.tenant, mount, stores: h.stores }),
-        handle: (r) =>
-          engine.handle({
-            method: r.method,
-            path: r.path,
-            query: r.query,
-            tenant: r.tenant,
-            mount,
-            stores: r.stores,
-            body: r.body,
-            contentType: r.contentType,
-            principal: r.principal,
-            requestId: r.requestId,
-            clock: r.clock,
-            sealer: r.sealer,
-          }),
+        ...(engine.precheck ? { precheck: (r: VaultRequest) => engine.precheck!(engineRequest(r, mount), runtime.transact) } : {}),
+        handle: (r) => engine.handle(engineRequest(r, mount)),
+      };
+    }
+
+    function engineRequest(r: VaultRequest, mount: Mount): EngineRequest {
+      return {
+        method: r.method,
+        path: r.path,
+        query: r.query,
+        tenant: r.tenant,
+        mount,
+        stores: r.stores,
+        body: r.body,
+        contentType: r.contentType,
+        principal: r.principal,
+        requestId: r.requestId,
+        clock: r.clock,
+        sealer: r.sealer,
       };
     }
 
     async function resolve(tenant: string, fullPath: string): Promise<{ handler: VaultHandler; path: string }> {
       if (fullPath === 'sys' || fullPath.startsWith('sys/')) return { handler: sys, path: fullPath.slice(4) };
-      const auth = /^auth\/([^/]+)\/(.*)$/.exec(fullPath);
-      const method = auth ? authMethods[auth[1]!] : undefined;
-      if (method) return { handler: method, path: auth![2]! };
-      const mount = fullPath.startsWith('auth/') ? undefined : resolveMount(await runtime.stores.mounts.list(tenant), fullPath);
-      if (!mount) throw new SecretsError('secrets.not_found', `no handler for route "${fullPath}"`);
-      return { handler: engineHandler(mount), path: fullPath.slice(mount.path.length + 1) };
+      if (fullPath.startsWith('auth/')) {
+        const auth = /^auth\/([^/]+)\/(.*)$/.exec(fullPath);
+        const method = auth ? authMethods[auth[1]!] : undefined;
+        if (method) return { handler: method, path: auth![2]! };
+        throw vaultNoRoute(fullPath);
+      }
+      const mount = resolveMount(await index.mounts(tenant), fullPath);
+      if (!mount) throw vaultNoRoute(fullPath);
+      return { handler: engineHandlerOf(mount), path: fullPath.slice(mount.path.length + 1) };
     }
 
     async function plan(req: FastifyRequest, tenant: string): Promise<{ action: string; resource: EntityRef }[]> {
       const ctx = req.rampart;
-      const fullPath = (req.params as Record<string, string>)['*'] ?? '';
+      const method = vaultMethod(req);
+      const fullPath = listPath(method, (req.params as Record<string, string>)['*'] ?? '');
       const resource = { type: VAULT_PATH, id: fullPath };
       const { handler, path } = await resolve(tenant, fullPath);
       const head: VaultRequestHead = {
-        method: vaultMethod(req),
+        method,
         path,
         fullPath,
         query: queryOf(req),
@@ -142,6 +190,7 @@ export const vaultRoutes =
         principal: ctx.principal!,
         token: ctx.token,
         sourceIp: req.ip,
+        wrapTtl: requestedWrapTtl(req),
       };
       const planned = await handler.plan(head);
       ctx.action = `vault:${planned.capabilities[0] ?? 'read'}`;
@@ -175,33 +224,34 @@ export const vaultRoutes =
       };
       await r.handler.precheck?.(request);
       let res: VaultResponse;
+      const wrapTtl = r.head.wrapTtl;
+      const wrapped = async (stores: Stores, handled: VaultResponse) => {
+        const out = wrapTtl === undefined ? handled : ((await wrapAnswer(runtime, stores, r.head, wrapTtl, handled, statusOf(handled), envelopeOf(req.id, r.handler.mountType, handled))) ?? handled);
+        return { result: out, status: statusOf(out), ...(out.audit ? { details: out.audit } : {}) };
+      };
       if (r.plan.writes) {
-        res = await ctx.transact(200, async (stores) => {
-          const out = await r.handler.handle({ ...request, stores });
-          return { result: out, status: statusOf(out), ...(out.audit ? { details: out.audit } : {}) };
-        });
+        res = await ctx.transact(200, async (stores) => wrapped(stores, await r.handler.handle({ ...request, stores })));
+        // sys/ writes are how mounts change (mount, unmount, tune): the next request reads the table anew.
+        if (r.handler === sys) index.invalidate();
       } else {
-        res = await r.handler.handle(request);
-        if (res.audit) ctx.auditDetails = res.audit;
+        const handled = await r.handler.handle(request);
+        // A wrapped answer is stored, so it commits with its audit event (wrapping.ts). The read
+        // runs before that transaction, not in it: read handlers use the runtime's shared stores
+        // (capabilities-self re-reads the policies, sys/unseal the keyring), which on SQLite wait
+        // for the connection a group-commit batch holds while the batch waits for them.
+        if (wrapTtl === undefined) {
+          res = handled;
+          if (res.audit) ctx.auditDetails = res.audit;
+        } else {
+          res = await ctx.transact(200, (stores) => wrapped(stores, handled));
+        }
       }
       res.afterCommit?.();
       const status = statusOf(res);
       await recordSecretRead(runtime, req, r.handler.mountType, r.head, status);
       if (status === 404) ctx.errorCode = 'secrets.not_found';
       if (status === 204) return reply.code(204).send();
-      const envelope = res.raw ?? {
-        // sys/ answers repeat `data` at the top level, as Vault's do (node-vault reads them there).
-        ...(res.flatten && res.data ? res.data : {}),
-        request_id: req.id,
-        lease_id: res.leaseId ?? '',
-        renewable: res.renewable ?? false,
-        lease_duration: res.leaseDuration ?? 0,
-        data: res.data ?? null,
-        wrap_info: res.wrapInfo ?? null,
-        warnings: res.warnings && res.warnings.length > 0 ? res.warnings : null,
-        auth: res.auth ?? null,
-        mount_type: r.handler.mountType,
-      };
+      const envelope = envelopeOf(req.id, r.handler.mountType, res);
       return reply.code(status).header('content-type', 'application/json').send(JSON.stringify(envelope));
     }
 
@@ -218,6 +268,7 @@ export const vaultRoutes =
     });
 
     await app.register(appRoleLoginRoute(runtime));
+    await app.register(wrappingRoutes(runtime));
 
     // Public, as in Vault: load balancers and unseal tooling call them without a token. They
     // reveal the seal state only, as GET /v1/health reveals the store's.
@@ -225,28 +276,7 @@ export const vaultRoutes =
     app.get('/v1/sys/seal-status', publicRoute, async (_req, reply) => reply.header('content-type', 'application/json').send(JSON.stringify(sealStatusBody(runtime))));
     app.get('/v1/sys/init', publicRoute, async () => ({ initialized: runtime.secretsSeal.status().initialized }));
     app.get('/v1/sys/health', publicRoute, async (req, reply) => {
-      const s = runtime.secretsSeal.status();
-      const q = queryOf(req);
-      const code = (name: string, fallback: number) => {
-        const n = Number(q[name]);
-        return Number.isInteger(n) && n >= 200 && n < 600 ? n : fallback;
-      };
-      const status = s.sealed ? code('sealedcode', 503) : code('activecode', 200);
-      return reply
-        .code(status)
-        .header('content-type', 'application/json')
-        .send(
-          JSON.stringify({
-            initialized: s.initialized,
-            sealed: s.sealed,
-            standby: false,
-            performance_standby: false,
-            replication_performance_mode: 'disabled',
-            replication_dr_mode: 'disabled',
-            server_time_utc: Math.floor(runtime.clock.now().getTime() / 1000),
-            version: VERSION,
-            cluster_name: 'rampart',
-          }),
-        );
+      const { status, body } = healthAnswer(runtime, queryOf(req));
+      return reply.code(status).header('content-type', 'application/json').send(JSON.stringify(body));
     });
   };

@@ -1,3 +1,6 @@
+import { createHash } from 'node:crypto';
+import { statSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 import { SecretsError } from '../../core/errors.js';
 import { VERSION } from '../../core/version.js';
 import type { Runtime } from '../../runtime.js';
@@ -226,6 +229,39 @@ async function capabilitiesSelf(runtime: Runtime, req: VaultRequest): Promise<Va
 }
 
 /** `sys/seal-status` (also the answer of `sys/unseal`). */
+/**
+ * Vault's cluster ID, a UUID stable for the life of the data: derived from the audit log's
+ * verifier key, which is generated once when the store is initialized and kept in it
+ * (`audit_log_key`), so every replica of one store reports the same ID and a new store a new one.
+ */
+const clusterIds = new WeakMap<Runtime, string>();
+export function clusterId(runtime: Runtime): string {
+  let id = clusterIds.get(runtime);
+  if (id === undefined) {
+    const h = createHash('sha256').update('rampart cluster id\n').update(runtime.checkpointer.verifierKey).digest();
+    // RFC 9562 §5.8: version 8 (custom), variant 10.
+    h[6] = (h[6]! & 0x0f) | 0x80;
+    h[8] = (h[8]! & 0x3f) | 0x80;
+    const hex = h.subarray(0, 16).toString('hex');
+    id = `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`;
+    clusterIds.set(runtime, id);
+  }
+  return id;
+}
+
+export const CLUSTER_NAME = 'rampart';
+
+/**
+ * Vault's `build_date`: when the running code was built, i.e. when this compiled module was
+ * written (`npm run build`); under a TypeScript loader, when the source file last changed.
+ */
+export const BUILD_DATE = statSync(fileURLToPath(import.meta.url)).mtime.toISOString().replace(/\.\d{3}Z$/, 'Z');
+
+/** The cluster fields Vault shows once unsealed (it leaves them out while sealed). */
+function clusterFields(runtime: Runtime, sealed: boolean): Record<string, string> {
+  return sealed ? {} : { cluster_name: CLUSTER_NAME, cluster_id: clusterId(runtime) };
+}
+
 export function sealStatusBody(runtime: Runtime): Record<string, unknown> {
   const s = runtime.secretsSeal.status();
   return {
@@ -237,9 +273,62 @@ export function sealStatusBody(runtime: Runtime): Record<string, unknown> {
     progress: s.progress,
     nonce: s.nonce,
     version: VERSION,
+    build_date: BUILD_DATE,
     migration: false,
     recovery_seal: false,
     storage_type: runtime.database.dialect,
-    cluster_name: 'rampart',
+    ...clusterFields(runtime, s.sealed),
+  };
+}
+
+/** The status-code parameters of `sys/health`, with Vault's defaults (api-docs/system/health). */
+const HEALTH_CODES = {
+  activecode: 200,
+  standbycode: 429,
+  drsecondarycode: 472,
+  performancestandbycode: 473,
+  sealedcode: 503,
+  uninitcode: 501,
+} as const;
+const BOOLEAN = /^(1|t|T|TRUE|true|True|0|f|F|FALSE|false|False)$/;
+
+/**
+ * `GET sys/health` (Vault api-docs/system/health). Every Rampart replica is active (there are
+ * no standbys, performance standbys or DR secondaries), and the key-file barrier of a server not
+ * moved to Shamir shares is operational, not Vault's "uninitialized" (docs/secrets.md): so
+ * `standbyok`, `perfstandbyok`, `uninitcode` and the standby and DR codes are validated as Vault
+ * validates them but never chosen, and `sealedcode` or `activecode` picks the status. A code
+ * outside 100–599 or a malformed flag is a 400.
+ */
+export function healthAnswer(runtime: Runtime, query: Readonly<Record<string, string>>): { status: number; body: Record<string, unknown> } {
+  const codes: Record<keyof typeof HEALTH_CODES, number> = { ...HEALTH_CODES };
+  for (const name of Object.keys(HEALTH_CODES) as (keyof typeof HEALTH_CODES)[]) {
+    const given = query[name];
+    if (given === undefined) continue;
+    const n = /^[0-9]{3}$/.test(given) ? Number(given) : NaN;
+    if (!(n >= 100 && n <= 599)) throw new SecretsError('secrets.invalid_request', `${name} must be an HTTP status code from 100 to 599`);
+    codes[name] = n;
+  }
+  for (const flag of ['standbyok', 'perfstandbyok']) {
+    const given = query[flag];
+    // Vault treats a flag given without a value as true.
+    if (given !== undefined && given !== '' && !BOOLEAN.test(given)) throw new SecretsError('secrets.invalid_request', `${flag} must be a boolean`);
+  }
+  const s = runtime.secretsSeal.status();
+  const status = s.sealed ? codes.sealedcode : codes.activecode;
+  return {
+    status,
+    body: {
+      initialized: s.initialized,
+      sealed: s.sealed,
+      standby: false,
+      performance_standby: false,
+      replication_performance_mode: 'disabled',
+      replication_dr_mode: 'disabled',
+      server_time_utc: Math.floor(runtime.clock.now().getTime() / 1000),
+      version: VERSION,
+      enterprise: false,
+      ...clusterFields(runtime, s.sealed),
+    },
   };
 }

@@ -82,6 +82,32 @@ describe.each(TEST_DATABASES)('DatabaseStore on $name', (target) => {
     expect(await store().listStaticRoles('acme', 'database_1')).toEqual(['b', 'c']);
   });
 
+  it('keeps a pending password in its own column, clears it, and lists the connections left with one', async () => {
+    const pending = { ...config, name: 'pg-pending', pendingSealedPassword: 'rb1:1:new' };
+    await store().putConfig(pending);
+    await store().putConfig({ ...config, tenant: 'globex', pendingSealedPassword: 'rb1:1:other' });
+    expect(await store().getConfig('acme', 'database_1', 'pg-pending')).toEqual(pending);
+    expect((await store().getConfig('acme', 'database_1', 'pg'))?.pendingSealedPassword).toBeUndefined();
+    expect((await store().pendingRootRotations()).map((c) => [c.tenant, c.name, c.sealedPassword, c.pendingSealedPassword])).toEqual([
+      ['acme', 'pg-pending', 'rb1:1:abc', 'rb1:1:new'],
+      ['globex', 'pg', 'rb1:1:abc', 'rb1:1:other'],
+    ]);
+    // Made current: the record written without a pending password clears the column.
+    await store().putConfig({ ...pending, sealedPassword: 'rb1:1:new', pendingSealedPassword: undefined });
+    expect(await store().getConfig('acme', 'database_1', 'pg-pending')).not.toHaveProperty('pendingSealedPassword');
+    expect((await store().pendingRootRotations()).map((c) => c.tenant)).toEqual(['globex']);
+    await store().deleteConfig('acme', 'database_1', 'pg-pending');
+    await store().deleteConfig('globex', 'database_1', 'pg');
+
+    const rotating = { ...staticRole('p', '2026-01-01T04:00:00.000Z'), pendingSealedPassword: 'rb1:1:next' };
+    await store().putStaticRole(rotating);
+    expect(await store().getStaticRole('acme', 'database_1', 'p')).toEqual(rotating);
+    expect((await store().dueStaticRoles('2026-01-01T04:00:00.000Z', 10)).find((r) => r.name === 'p')?.pendingSealedPassword).toBe('rb1:1:next');
+    await store().putStaticRole({ ...rotating, pendingSealedPassword: undefined });
+    expect(await store().getStaticRole('acme', 'database_1', 'p')).not.toHaveProperty('pendingSealedPassword');
+    await store().deleteStaticRole('acme', 'database_1', 'p');
+  });
+
   it('purges one mount of one tenant', async () => {
     await store().purgeMount('acme', 'database_1');
     expect(await store().getConfig('acme', 'database_1', 'pg')).toBeUndefined();

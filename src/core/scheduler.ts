@@ -1,10 +1,10 @@
-import type { Clock } from '../core/clock.js';
+import type { Clock } from './clock.js';
 
 /** Cancels a scheduled task; a no-op once it ran. */
 export type Cancel = () => void;
 
 /**
- * When the agent does things (rotations, re-syncs). Injected with the clock so that tests move
+ * When time-driven work runs (the agent's rotations and re-syncs, the server certificate's renewal). Injected with the clock so that tests move
  * time forward and run what is due, instead of sleeping for a certificate's half-life.
  */
 export interface Scheduler {
