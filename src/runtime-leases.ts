@@ -27,17 +27,21 @@ export interface LeaseRuntime {
   stop(): Promise<void>;
 }
 
-export function createLeaseRuntime(deps: {
-  database: StoreDatabase;
-  stores: Stores;
-  transact: Transact;
-  sealer: Sealer;
-  sealed: () => boolean;
-  clock: Clock;
-  audit: AuditLog;
-  registry: Registry;
-  logger: Logger;
-}): LeaseRuntime {
+/** What a background secrets worker (lease expiry, static and KV rotation) is built from. */
+export interface SecretsWorkerDeps {
+  readonly database: StoreDatabase;
+  readonly stores: Stores;
+  readonly transact: Transact;
+  readonly sealer: Sealer;
+  /** True while the barrier is sealed: workers pause. */
+  readonly sealed: () => boolean;
+  readonly clock: Clock;
+  readonly audit: AuditLog;
+  readonly registry: Registry;
+  readonly logger: Logger;
+}
+
+export function createLeaseRuntime(deps: SecretsWorkerDeps): LeaseRuntime {
   const { database, stores, clock, logger } = deps;
   const revokeFailures = new Counter({
     name: 'rampart_lease_revoke_failures_total',

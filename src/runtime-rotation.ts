@@ -1,13 +1,8 @@
-import { Counter, type Registry } from 'prom-client';
-import type { AuditLog } from './audit/log.js';
-import type { Clock } from './core/clock.js';
-import type { Logger } from './core/logger.js';
-import type { Sealer } from './core/sealer.js';
+import { Counter } from 'prom-client';
+import type { SecretsWorkerDeps } from './runtime-leases.js';
 import { SecretEventHub } from './secrets/rotation/events.js';
 import { RotationScheduler } from './secrets/rotation/scheduler.js';
-import type { StoreDatabase } from './store/database.js';
 import { SqlExpiryLock } from './store/lease-store.js';
-import type { Stores, Transact } from './store/stores.js';
 
 /**
  * Secret rotation's part of the runtime graph (docs/secrets.md#rotation): the KV rotation
@@ -21,17 +16,7 @@ export interface RotationRuntime {
   stop(): Promise<void>;
 }
 
-export function createRotationRuntime(deps: {
-  database: StoreDatabase;
-  stores: Stores;
-  transact: Transact;
-  sealer: Sealer;
-  sealed: () => boolean;
-  clock: Clock;
-  audit: AuditLog;
-  registry: Registry;
-  logger: Logger;
-}): RotationRuntime {
+export function createRotationRuntime(deps: SecretsWorkerDeps): RotationRuntime {
   const { logger } = deps;
   const outcomes = new Counter({
     name: 'rampart_secret_rotations_total',
