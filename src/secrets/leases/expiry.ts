@@ -14,9 +14,13 @@ export interface LeaseExpiryOptions {
   readonly clock: Clock;
   /** The stored form of an audit event (the audit log's `rowFor`). */
   readonly auditRow: (event: AuditEvent) => { tenant: string; recordedAt: string; payload: string };
-  /** Leases per batch: one due-list query and one transaction each. */
+  /**
+   * Leases per batch: one due-list query and one transaction each. Default 50: a batch's store
+   * transaction (a delete and an audit row per lease, then the fsync) runs on the event loop, and
+   * at 250 it held reads up long enough to more than double their p99 (bench/secrets-leases.ts).
+   */
   readonly batchSize?: number;
-  /** Batches per pass, so a pass is bounded; the next pass continues. */
+  /** Batches per pass, so a pass is bounded (default 200: 10,000 leases); the next pass continues. */
   readonly maxBatchesPerPass?: number;
   /** External revocations in flight at once. */
   readonly concurrency?: number;
@@ -59,8 +63,8 @@ export class LeaseExpiry {
 
   constructor(options: LeaseExpiryOptions) {
     this.#o = options;
-    this.#batchSize = options.batchSize ?? 250;
-    this.#maxBatches = options.maxBatchesPerPass ?? 40;
+    this.#batchSize = options.batchSize ?? 50;
+    this.#maxBatches = options.maxBatchesPerPass ?? 200;
     this.#concurrency = options.concurrency ?? 8;
   }
 
