@@ -2,17 +2,13 @@ import type { FastifyPluginAsync } from 'fastify';
 import type { PkiEvent } from '../../pki/events.js';
 import type { Runtime } from '../../runtime.js';
 import { errorResponses } from './schemas.js';
-import { endStream } from '../stream-end.js';
+import { EventStreams } from '../event-stream.js';
 import { resumeLost, resumePointOf } from '../event-resume.js';
 
-/** A comment line this often keeps proxies and load balancers from closing an idle stream. */
-const HEARTBEAT_MS = 15_000;
 /** Change-log entries (of every tenant) read per store query while replaying after `Last-Event-ID`. */
 const REPLAY_PAGE = 500;
 /** Live events held back while the replay runs; a stream further behind is cut off and resumes. */
 const MAX_HELD = 10_000;
-/** Bytes written but not yet taken by the client's socket before the stream is cut off. */
-const MAX_BUFFERED_BYTES = 1 << 20;
 
 /**
  * `GET /v1/pki/events`: server-sent events (WHATWG HTML §9.2) of the addressed tenant's
@@ -32,11 +28,7 @@ const MAX_BUFFERED_BYTES = 1 << 20;
 export const pkiEventRoutes =
   (runtime: Runtime): FastifyPluginAsync =>
   async (app) => {
-    // Streams never end on their own: end them before the server closes, or shutdown would wait on them.
-    const open = new Set<() => Promise<void>>();
-    app.addHook('preClose', async () => {
-      await Promise.all([...open].map((end) => end()));
-    });
+    const streams = new EventStreams(app);
     app.get(
       '/v1/pki/events',
       {
@@ -55,62 +47,40 @@ export const pkiEventRoutes =
         const unusableId = header !== undefined && resumeAfter === undefined;
         // The stream has no end to hang the audit event on: record it now, before the first byte.
         await ctx.transact(200, async () => ({ result: undefined, details: { stream: 'pki-events', ...(resumeAfter === undefined ? {} : { resume_after: resumeAfter }) } }));
-        reply.hijack();
-        const res = reply.raw;
-        res.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-store', 'x-request-id': req.id });
+        let unsubscribe: () => void = () => undefined;
+        const stream = streams.open(req, reply, { onStop: () => unsubscribe() });
 
-        let closed = false;
         /** The last revocation sent: the hub and the replay both deliver in sequence order, so anything at or below it was sent. */
         let lastSent = resumeAfter ?? 0;
         /** Live events that arrived while the replay ran, or undefined once it is done. */
         let held: [PkiEvent, number | undefined][] | undefined = resumeAfter === undefined ? undefined : [];
         const write = (event: PkiEvent, sequence: number | undefined) => {
-          if (closed) return;
-          if (sequence === undefined) res.write(`event: ${event.type}\ndata: ${JSON.stringify(event)}\n\n`);
-          else if (sequence > lastSent) {
+          if (sequence === undefined) stream.write(`event: ${event.type}\ndata: ${JSON.stringify(event)}\n\n`);
+          else if (sequence > lastSent && !stream.closed) {
             lastSent = sequence;
-            res.write(`id: ${sequence}\nevent: ${event.type}\ndata: ${JSON.stringify(event)}\n\n`);
+            stream.write(`id: ${sequence}\nevent: ${event.type}\ndata: ${JSON.stringify(event)}\n\n`);
           }
-          // A client that does not read is not buffered for without bound: it reconnects and resumes.
-          if (res.writableLength > MAX_BUFFERED_BYTES) void end();
         };
         const send = (event: PkiEvent, sequence?: number) => {
           if (!held) return write(event, sequence);
-          if (held.push([event, sequence]) > MAX_HELD) void end();
+          if (held.push([event, sequence]) > MAX_HELD) void stream.end();
         };
-
-        let unsubscribe: () => void = () => undefined;
-        const heartbeat = setInterval(() => res.write(': heartbeat\n\n'), HEARTBEAT_MS);
-        heartbeat.unref();
-        const stop = () => {
-          if (closed) return;
-          closed = true;
-          clearInterval(heartbeat);
-          unsubscribe();
-          open.delete(end);
-        };
-        const end = () => {
-          stop();
-          return endStream(res);
-        };
-        open.add(end);
-        req.raw.socket.once('close', stop);
-        res.once('close', stop);
 
         // Subscribed before the log is read: whatever commits from here on reaches `send`.
         unsubscribe = runtime.pkiEvents.subscribe(tenant, send);
+        if (stream.closed) unsubscribe(); // the client left while the opening was audited
         try {
-          if (unusableId) res.write('event: resync\ndata: {}\n\n');
+          if (unusableId) stream.write('event: resync\ndata: {}\n\n');
           else if (resumeAfter !== undefined) await replay(resumeAfter);
         } catch (err) {
           req.log.error({ err }, 'replaying the PKI event log failed');
-          await end();
+          await stream.end();
           return;
         }
         const waiting = held ?? [];
         held = undefined;
         for (const [event, sequence] of waiting) write(event, sequence);
-        if (!closed) res.write(': connected\n\n');
+        stream.write(': connected\n\n');
 
         async function replay(after: number): Promise<void> {
           const log = runtime.stores.pkiEvents;
@@ -119,10 +89,10 @@ export const pkiEventRoutes =
           if (resumeLost(after, first, last)) {
             // An id past the head is not ours: no live sequence may be compared with it.
             lastSent = 0;
-            res.write('event: resync\ndata: {}\n\n');
+            stream.write('event: resync\ndata: {}\n\n');
             return;
           }
-          for (let cursor = after; !closed; ) {
+          for (let cursor = after; !stream.closed; ) {
             const page = await log.after(cursor, REPLAY_PAGE);
             for (const entry of page) if (entry.tenant === tenant) write(entry.event, entry.sequence);
             if (page.length < REPLAY_PAGE) return;

@@ -7,17 +7,13 @@ import { openSecretEventFeed, type SecretEventFeed } from '../../secrets/rotatio
 import type { StoredSecretEvent } from '../../secrets/rotation/store.js';
 import type { Runtime } from '../../runtime.js';
 import { errorResponses } from './schemas.js';
-import { endStream } from '../stream-end.js';
+import { EventStreams } from '../event-stream.js';
 import { EVENT_ID_PATTERN, resumeLost, resumePointOf } from '../event-resume.js';
 
-/** A comment line this often keeps proxies and load balancers from closing an idle stream. */
-const HEARTBEAT_MS = 15_000;
 /** Events replayed after `Last-Event-ID` per store read. */
 const REPLAY_PAGE = 500;
 /** A subscriber this far behind (events waiting for their decision) is cut off; it resumes with Last-Event-ID. */
 const MAX_BACKLOG = 10_000;
-/** Bytes written but not yet taken by the client's socket before the stream is cut off. */
-const MAX_BUFFERED_BYTES = 1 << 20;
 /** What the stream opening is authorized on, as Vault's `sys/events/subscribe/<type>` (Vault 1.16 event notifications). */
 const SUBSCRIBE_PATH = 'sys/events/subscribe/secrets';
 
@@ -58,11 +54,7 @@ export const secretEventRoutes =
     tokens: Pick<TokenStore, 'get'> = runtime.stores.tokens,
   ): FastifyPluginAsync =>
   async (app) => {
-    // Streams never end on their own: end them before the server closes, or shutdown would wait on them.
-    const open = new Set<() => Promise<void>>();
-    app.addHook('preClose', async () => {
-      await Promise.all([...open].map((end) => end()));
-    });
+    const streams = new EventStreams(app);
     app.get(
       '/v1/secrets/events',
       {
@@ -120,30 +112,37 @@ export const secretEventRoutes =
 
         // The stream has no end to hang the audit event on: record it now, before the first byte.
         await ctx.transact(200, async () => ({ result: undefined, details: { stream: 'secrets-events', ...(resumeAfter === undefined ? {} : { resume_after: resumeAfter }) } }));
-        reply.hijack();
-        const res = reply.raw;
-        res.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-store', 'x-request-id': req.id });
-
-        let closed = false;
         let backlog = 0;
         let chain: Promise<void> = Promise.resolve();
         let feed: SecretEventFeed | undefined;
         let unwatchRevocations: () => void = () => undefined;
+        const stream = streams.open(req, reply, {
+          // A revoked or expired token or certificate stops receiving at the latest at the next heartbeat.
+          heartbeat: (s) =>
+            void (async () => {
+              if (!(await principalStands())) return s.end();
+              s.write(': heartbeat\n\n');
+            })().catch((err) => req.log.error({ err }, 'secret event stream heartbeat failed')),
+          onStop: () => {
+            feed?.close();
+            unwatchRevocations();
+          },
+        });
         const enqueue = (e: StoredSecretEvent) => {
           if (++backlog > MAX_BACKLOG) {
-            void end();
+            void stream.end();
             return;
           }
           // Decisions are asynchronous; chaining keeps the events in the order the feed gives them.
           chain = chain.then(async () => {
             backlog--;
-            if (closed) return;
+            if (stream.closed) return;
             let allowed = false;
             try {
               // A token revoked or expired since the opening ends the stream before its next event
               // (the token cache makes this a memory read; another replica's revocation shows within 1 s).
               if (principal.type === 'Rampart::Token' && !(await principalStands())) {
-                void end();
+                void stream.end();
                 return;
               }
               allowed = await permitted(e);
@@ -151,46 +150,18 @@ export const secretEventRoutes =
               // Fail closed: an event whose decision failed is not sent.
               req.log.error({ err }, 'authorizing a secret event failed');
             }
-            if (!allowed || closed) return;
-            res.write(`id: ${e.id}\nevent: ${e.kind}\ndata: ${payload(e)}\n\n`);
-            // A client that does not read is not buffered for without bound: it reconnects and resumes.
-            if (res.writableLength > MAX_BUFFERED_BYTES) void end();
+            if (allowed) stream.write(`id: ${e.id}\nevent: ${e.kind}\ndata: ${payload(e)}\n\n`);
           });
         };
 
-        const heartbeat = setInterval(() => {
-          // A revoked or expired token or certificate stops receiving at the latest at the next heartbeat.
-          void (async () => {
-            if (!(await principalStands())) {
-              await end();
-              return;
-            }
-            if (!closed) res.write(': heartbeat\n\n');
-          })().catch((err) => req.log.error({ err }, 'secret event stream heartbeat failed'));
-        }, HEARTBEAT_MS);
-        heartbeat.unref();
-        const stop = () => {
-          if (closed) return;
-          closed = true;
-          clearInterval(heartbeat);
-          feed?.close();
-          unwatchRevocations();
-          open.delete(end);
-        };
-        const end = () => {
-          stop();
-          return endStream(res);
-        };
-        open.add(end);
-        req.raw.socket.once('close', stop);
-        res.once('close', stop);
         if (certificateSerial !== undefined) {
           // The workload's certificate revoked (on this replica or another: the PKI change log feeds
           // the hub) ends its stream at once, as authentication refuses the certificate from then on.
           const serial = certificateSerial;
           unwatchRevocations = runtime.pkiEvents.subscribe(principal.tenant, (event) => {
-            if (event.type === 'revoked' && event.serial_numbers.includes(serial)) void end();
+            if (event.type === 'revoked' && event.serial_numbers.includes(serial)) void stream.end();
           });
+          if (stream.closed) unwatchRevocations();
         }
 
         try {
@@ -201,19 +172,19 @@ export const secretEventRoutes =
             resumeAfter,
             lost: resumeLost,
             deliver: enqueue,
-            resync: () => res.write(`event: resync\ndata: {}\n\n`),
+            resync: () => stream.write(`event: resync\ndata: {}\n\n`),
             drained: () => chain,
-            overflow: () => void end(),
+            overflow: () => void stream.end(),
             pageSize: REPLAY_PAGE,
             maxBuffered: MAX_BACKLOG,
           });
-          if (closed) opened.close();
+          if (stream.closed) opened.close();
           else feed = opened;
           await chain;
-          if (!closed) res.write(': connected\n\n');
+          stream.write(': connected\n\n');
         } catch (err) {
           req.log.error({ err }, 'opening the secret event stream failed');
-          await end();
+          await stream.end();
         }
       },
     );
