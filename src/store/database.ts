@@ -5,6 +5,7 @@ import { Kysely, PostgresDialect, SqliteDialect, type SqliteDatabase as SqliteDi
 import pg from 'pg';
 import { StoreError } from '../core/errors.js';
 import { migrateToLatest } from './migrations.js';
+import { durableSqliteDialect } from './sqlite-durable-commit.js';
 import type { Database } from './schema.js';
 
 export type Dialect = 'sqlite' | 'postgres';
@@ -48,12 +49,15 @@ function openSqlite(options: OpenDatabaseOptions): StoreDatabase {
   }
   const sqlite = new SqliteDatabase(file);
   sqlite.pragma('journal_mode = WAL');
-  // FULL, not NORMAL: in WAL mode NORMAL may lose the last commits on power loss, and an
-  // acknowledged audit event or token must survive a crash.
-  sqlite.pragma('synchronous = FULL');
   sqlite.pragma('foreign_keys = ON');
   sqlite.pragma('busy_timeout = 5000');
-  const db = new Kysely<Database>({ dialect: new SqliteDialect({ database: withStatementCache(sqlite) }) });
+  // An acknowledged audit event or token must survive a power loss: a file database flushes the
+  // WAL before answering, as `synchronous = FULL` would, but off the event loop
+  // (sqlite-durable-commit.ts).
+  const dialect = options.inMemory
+    ? new SqliteDialect({ database: withStatementCache(sqlite) })
+    : durableSqliteDialect(sqlite, withStatementCache(sqlite), file);
+  const db = new Kysely<Database>({ dialect });
   return {
     db,
     dialect: 'sqlite',

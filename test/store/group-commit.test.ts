@@ -244,6 +244,39 @@ describe.each(TEST_DATABASES)('group commit on $name', (target) => {
     await expect(after).resolves.toBe('after-settled');
   });
 
+  it('recognises a nested transact however deep in awaited calls it is made', { timeout: 10_000 }, async () => {
+    const { gc } = committer();
+    const deep = async (n: number): Promise<string> => {
+      await new Promise<void>((r) => setImmediate(r));
+      if (n > 0) return deep(n - 1);
+      return gc.transact(write('deeply-nested'));
+    };
+    const inner = await gc.transact(async (s) => {
+      await write('outer-of-deep')(s);
+      const [viaAll] = await Promise.allSettled([Promise.all([deep(3)])]);
+      const viaAwait = await deep(5).then(() => 'fulfilled', (err: Error) => err.message);
+      return [viaAll.status === 'rejected' ? String((viaAll.reason as Error).message) : 'fulfilled', viaAwait];
+    });
+    expect(inner).toEqual([expect.stringMatching(/inside a transaction work of the same store/), expect.stringMatching(/inside a transaction work of the same store/)]);
+    expect(await auditRowsFor(database, 'deeply-nested')).toBe(0);
+  });
+
+  it('queues, and does not refuse, transacts that arrive from outside while a work is running', async () => {
+    const { gc } = committer();
+    let release!: () => void;
+    const gate = new Promise<void>((r) => (release = r));
+    const first = gc.transact(async (s) => {
+      await write('holding')(s);
+      await gate;
+      return 'held';
+    });
+    await new Promise<void>((r) => setImmediate(r));
+    const queued = Array.from({ length: 5 }, (_, i) => gc.transact(write(`outside-${i}`)));
+    release();
+    await expect(first).resolves.toBe('held');
+    await expect(Promise.all(queued)).resolves.toEqual(['outside-0', 'outside-1', 'outside-2', 'outside-3', 'outside-4']);
+  });
+
   it('refuses callers past maxWaiting with store.pushback, and takes them again once drained', async () => {
     const batches: boolean[] = [];
     const gc = new GroupCommitter<Stores>(database.db, (db) => bindStores(db, database.dialect), { maxWaiting: 3, onBatch: (_, ok) => batches.push(ok) });

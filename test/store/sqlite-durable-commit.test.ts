@@ -1,0 +1,164 @@
+import { fstatSync, mkdtempSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import SqliteDatabase from 'better-sqlite3';
+import { Kysely, sql } from 'kysely';
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import { isRampartError } from '../../src/core/errors.js';
+import { openDatabase } from '../../src/store/database.js';
+import { CHECKPOINT_WORKER_AFTER_COMMITS } from '../../src/store/sqlite-checkpointer.js';
+import { durableSqliteDialect } from '../../src/store/sqlite-durable-commit.js';
+
+/**
+ * SQLite commits flushed off the event loop (src/store/sqlite-durable-commit.ts): a write is
+ * answered only after the WAL's fdatasync has returned, nothing else reads the store meanwhile,
+ * a failed flush stops the store, and the WAL checkpointer takes over from automatic checkpoints.
+ * fdatasync is injected so that the tests decide when a flush returns.
+ */
+
+type Db = Kysely<{ t: { id: number; v: string } }>;
+
+const dirs: string[] = [];
+afterEach(() => {
+  for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
+});
+
+interface Flushes {
+  readonly calls: { fd: number; done: (err: NodeJS.ErrnoException | null) => void }[];
+  release(err?: NodeJS.ErrnoException): void;
+}
+
+async function open(manual: boolean): Promise<{ db: Db; file: string; flushes: Flushes }> {
+  const dir = mkdtempSync(join(tmpdir(), 'rampart-durable-'));
+  dirs.push(dir);
+  const file = join(dir, 'test.db');
+  const sqlite = new SqliteDatabase(file);
+  sqlite.pragma('journal_mode = WAL');
+  const calls: Flushes['calls'] = [];
+  let held = false; // the table is created with flushes answered at once
+  const flushes: Flushes = {
+    calls,
+    release(err) {
+      for (const c of calls.splice(0)) c.done(err ?? null);
+    },
+  };
+  const fdatasync = ((fd: number, done: (err: NodeJS.ErrnoException | null) => void) => {
+    calls.push({ fd, done });
+    if (!held) flushes.release();
+  }) as typeof import('node:fs').fdatasync;
+  const db: Db = new Kysely({ dialect: durableSqliteDialect(sqlite, sqlite as never, file, { fdatasync }) });
+  await sql`create table t (id integer primary key, v text not null)`.execute(db);
+  held = manual;
+  return { db, file, flushes };
+}
+
+/** Lets every queued microtask and one turn of the event loop run. */
+const turn = () => new Promise<void>((r) => setImmediate(r));
+
+describe('durable SQLite commits', () => {
+  it('answers an autocommit write only after the WAL flush, and flushes the WAL file itself', async () => {
+    const { db, file, flushes } = await open(true);
+    let done = false;
+    const write = db.insertInto('t').values({ id: 1, v: 'a' }).execute().then(() => (done = true));
+    await turn();
+    expect(done).toBe(false);
+    expect(flushes.calls).toHaveLength(1);
+    // The descriptor flushed is the WAL's, where SQLite wrote the commit.
+    expect(fstatSync(flushes.calls[0]!.fd).ino).toBe(statSync(`${file}-wal`).ino);
+    flushes.release();
+    await write;
+    expect(done).toBe(true);
+    await db.destroy();
+  });
+
+  it('answers a transaction only after the flush of its COMMIT, once per transaction', async () => {
+    const { db, flushes } = await open(true);
+    let done = false;
+    const trx = db
+      .transaction()
+      .execute(async (t) => {
+        await t.insertInto('t').values({ id: 1, v: 'a' }).execute();
+        await t.insertInto('t').values({ id: 2, v: 'b' }).execute();
+      })
+      .then(() => (done = true));
+    await turn();
+    expect(flushes.calls).toHaveLength(1);
+    expect(done).toBe(false);
+    flushes.release();
+    await trx;
+    expect(done).toBe(true);
+    await db.destroy();
+  });
+
+  it('keeps every other reader out until the flush has returned', async () => {
+    const { db, flushes } = await open(true);
+    const write = db.insertInto('t').values({ id: 1, v: 'unflushed' }).execute();
+    await turn();
+    let seen: string[] | undefined;
+    const read = db
+      .selectFrom('t')
+      .select('v')
+      .execute()
+      .then((rows) => (seen = rows.map((r) => r.v)));
+    await turn();
+    await turn();
+    // The committed but unflushed row is not visible to anyone: the read waits for the connection.
+    expect(seen).toBeUndefined();
+    flushes.release();
+    await write;
+    await read;
+    expect(seen).toEqual(['unflushed']);
+    await db.destroy();
+  });
+
+  it('does not flush for reads', async () => {
+    const { db, flushes } = await open(true);
+    await db.selectFrom('t').selectAll().execute();
+    await db.transaction().execute((t) => t.selectFrom('t').selectAll().execute());
+    expect(flushes.calls).toHaveLength(0);
+    await db.destroy();
+  });
+
+  it('fails the write whose flush failed and refuses every later statement', async () => {
+    const { db, flushes } = await open(true);
+    const write = db.insertInto('t').values({ id: 1, v: 'a' }).execute();
+    await turn();
+    flushes.release(Object.assign(new Error('EIO: i/o error, fdatasync'), { code: 'EIO' }));
+    const failed = await write.then(
+      () => undefined,
+      (err: unknown) => err,
+    );
+    expect(isRampartError(failed) && failed.code).toBe('store.unavailable');
+    for (const next of [() => db.selectFrom('t').selectAll().execute(), () => db.insertInto('t').values({ id: 2, v: 'b' }).execute()]) {
+      const err = await next().then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+      expect(isRampartError(err) && err.code).toBe('store.unavailable');
+    }
+    await db.destroy();
+  });
+});
+
+describe('WAL checkpointer', () => {
+  it('takes checkpoints over from the committing connection after enough writes', { timeout: 30_000 }, async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'rampart-checkpointer-'));
+    dirs.push(dir);
+    const store = await openDatabase({ dataDir: dir });
+    try {
+      const db = store.db as unknown as Kysely<{ kv_probe: { id: number; v: string } }>;
+      await sql`create table kv_probe (id integer primary key, v text not null)`.execute(db);
+      const autocheckpoint = async () => Number((await sql<{ wal_autocheckpoint: number }>`pragma wal_autocheckpoint`.execute(db)).rows[0]!.wal_autocheckpoint);
+      expect(await autocheckpoint()).toBe(1000);
+      const main = join(dir, 'rampart.db');
+      for (let i = 0; i < CHECKPOINT_WORKER_AFTER_COMMITS + 64; i++) await db.insertInto('kv_probe').values({ id: i, v: 'x'.repeat(2000) }).execute();
+      expect(await autocheckpoint()).toBe(0);
+      const before = statSync(main).size;
+      for (let i = 0; i < 256; i++) await db.insertInto('kv_probe').values({ id: 100_000 + i, v: 'y'.repeat(2000) }).execute();
+      // Only a checkpoint writes pages into the database file; the committing connection no longer takes any.
+      await vi.waitFor(() => expect(statSync(main).size).toBeGreaterThan(before), { timeout: 20_000, interval: 50 });
+    } finally {
+      await store.close();
+    }
+  });
+});
