@@ -37,7 +37,7 @@ const timer = setInterval(() => {
   try {
     checkpoint.run();
   } catch (err) {
-    if (err.code !== 'SQLITE_BUSY' && err.code !== 'SQLITE_LOCKED') throw err;
+    if (!/^SQLITE_(BUSY|LOCKED)/.test(String(err.code))) throw err;
   }
 }, workerData.every);
 parentPort.on('message', () => {
@@ -52,6 +52,7 @@ export class WalCheckpointer {
   readonly #file: string;
   #commits = 0;
   #worker: Worker | undefined;
+  #exited: Promise<void> = Promise.resolve();
   #closed = false;
 
   constructor(sqlite: SqliteDatabase.Database, file: string) {
@@ -72,15 +73,22 @@ export class WalCheckpointer {
       this.#sqlite.pragma('wal_autocheckpoint = 1000');
     };
     worker.on('error', fallBack);
-    worker.on('exit', fallBack);
+    this.#exited = new Promise((resolve) =>
+      worker.once('exit', () => {
+        fallBack();
+        resolve();
+      }),
+    );
   }
 
   async close(): Promise<void> {
     this.#closed = true;
     const worker = this.#worker;
     if (!worker) return;
-    const exited = new Promise((resolve) => worker.once('exit', resolve));
+    // Unreferenced while it runs, so that it keeps no process alive; referenced while it stops,
+    // or a process with nothing else to do would exit before the worker has closed its connection.
+    worker.ref();
     worker.postMessage('close');
-    await exited;
+    await this.#exited;
   }
 }

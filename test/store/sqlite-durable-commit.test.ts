@@ -1,6 +1,8 @@
+import { spawnSync } from 'node:child_process';
 import { fstatSync, mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import SqliteDatabase from 'better-sqlite3';
 import { Kysely, sql } from 'kysely';
 import { afterEach, describe, expect, it, vi } from 'vitest';
@@ -160,5 +162,12 @@ describe('WAL checkpointer', () => {
     } finally {
       await store.close();
     }
+  });
+
+  it('stops with the store: a process with nothing else to do finishes closing it', { timeout: 60_000 }, () => {
+    const dir = mkdtempSync(join(tmpdir(), 'rampart-checkpointer-exit-'));
+    dirs.push(dir);
+    const child = spawnSync(process.execPath, ['--import', 'tsx', fileURLToPath(new URL('../support/checkpointer-exit.ts', import.meta.url)), dir], { encoding: 'utf8', timeout: 50_000 });
+    expect({ status: child.status, stdout: child.stdout, stderr: child.stderr.replace(/npm warn.*\n/g, '') }).toEqual({ status: 0, stdout: 'closed\n', stderr: '' });
   });
 });
