@@ -101,9 +101,9 @@ export interface LogSource {
   /** How many entries one `entries` call may ask for: a multiple of 256 (default 256). */
   readonly chunk?: number;
   /**
-   * How many `entries` calls may be under way at once (default 1: the next chunk is read while
-   * one is checked). A remote source wants more: each call is a burst of round trips, and with
-   * one in flight the server idles while the last answers of a chunk arrive.
+   * How many `entries` calls may be under way ahead of the chunk being checked (default 1: the
+   * next chunk is read while one is checked). A remote source wants more: each call is a burst of
+   * round trips, and with one in flight the server idles while the last answers of a chunk arrive.
    */
   readonly readAhead?: number;
   /**
@@ -562,7 +562,7 @@ export function tlogSource(fetch: (path: string) => Promise<Uint8Array>): LogSou
     async size() {
       return sizeOfUnverified(await checkpointNote()) ?? 0;
     },
-    // Bundles of a chunk are fetched concurrently, and several chunks are under way: round trips,
+    // Bundles of a chunk are fetched concurrently, and four chunks are read ahead: round trips,
     // not hashing, bound an online run, and smaller chunks keep the server and the hashing worker
     // busy evenly instead of in bursts.
     chunk: 16 * TILE_WIDTH,

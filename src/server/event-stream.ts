@@ -90,6 +90,9 @@ export class EventStreams {
     const stream = new EventStream(res, this.#open, options.heartbeat, options.onStop);
     req.raw.socket.once('close', () => stream.stop());
     res.once('close', () => stream.stop());
+    // A client that left while the opening was authorized and audited closed the socket before
+    // anyone listened, and 'close' does not come twice: without this its subscription would stay.
+    if (res.destroyed || req.raw.socket.destroyed) stream.stop();
     return stream;
   }
 }

@@ -70,7 +70,7 @@ const SAVEPOINT = 'rampart_work';
  * Group commit of whole write transactions: what `src/audit/log.ts` does for audit rows, done
  * for every state change with its audit event.
  *
- * On SQLite (WAL, `synchronous = FULL`) each COMMIT is an fsync, and a transaction per request
+ * On SQLite each COMMIT is an fsync of the WAL (./sqlite-durable-commit.ts), and a transaction per request
  * makes the disk's flush rate the server's write rate. Here, works that arrive while a batch is
  * being written wait for the next one; a batch is one `BEGIN … COMMIT` in which each
  * work runs inside its own SAVEPOINT:
@@ -148,8 +148,8 @@ export class GroupCommitter<S> {
   }
 
   /**
-   * Starts the next batch after the event loop's current turn: better-sqlite3 runs statements,
-   * COMMIT's fsync included, synchronously on this thread, so requests that arrived meanwhile
+   * Starts the next batch after the event loop's current turn: better-sqlite3 runs statements
+   * synchronously on this thread, so requests that arrived meanwhile
    * are read from their sockets only when the loop turns, and a batch started at once would
    * almost always hold one work. One turn (`setImmediate`, as the audit log does) lets them reach
    * the queue first; it adds no timer, and an idle server answers a lone request as before.

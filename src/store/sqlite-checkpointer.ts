@@ -14,33 +14,56 @@ import type SqliteDatabase from 'better-sqlite3';
  * Once the store has seen some writes (a short-lived test database never gets here), the
  * connection's automatic checkpoints are turned off and a worker with its own connection to the
  * file runs `PRAGMA wal_checkpoint(PASSIVE)` every {@link CHECKPOINT_EVERY_MS}: PASSIVE waits for
- * no reader or writer, and copies what no reader still needs. The writer restarts the WAL from its
- * start once a checkpoint has copied all of it, so the file stops growing as before. Durability
- * is unchanged: a checkpoint only moves committed frames, and the commit path flushes the WAL
- * itself (./sqlite-durable-commit.ts). Should the worker die, automatic checkpoints are turned
- * back on.
+ * no reader or writer and copies what no reader still needs. It does not bound the WAL by itself:
+ * SQLite starts the WAL over only at a write that finds every frame copied, and under a steady
+ * write load commits land while each checkpoint runs, so the WAL would grow for as long as the
+ * load lasts. When the worker reports a WAL of more than {@link WAL_DRAIN_FRAMES} frames, the
+ * next write that commits keeps the connection (every other request waits for it, as for its
+ * flush) until the worker has copied everything; the write after it starts the WAL over, and
+ * `journal_size_limit` truncates the file. The event loop stays free meanwhile.
+ *
+ * Durability is unchanged: a checkpoint only moves committed frames, and the commit path flushes
+ * the WAL itself (./sqlite-durable-commit.ts). Should the worker fail or stop, automatic
+ * checkpoints are turned back on.
  */
 export const CHECKPOINT_EVERY_MS = 100;
 
 /** Write commits after which the worker starts. */
 export const CHECKPOINT_WORKER_AFTER_COMMITS = 512;
 
+/** Frames (pages) in the WAL past which a commit waits for a complete checkpoint: 16 MiB of 4 KiB pages. */
+export const WAL_DRAIN_FRAMES = 4096;
+
+/** What the WAL file is truncated to when it starts over (`PRAGMA journal_size_limit`). */
+export const WAL_SIZE_LIMIT_BYTES = 64 * 1024 * 1024;
+
 // Runs from source text so that it needs no build output of its own; better-sqlite3 is resolved
-// by the parent, where the package is known to be.
+// by the parent, where the package is known to be. Messages in: 'drain' (checkpoint now, answer
+// 'drained') and 'close'; out: 'behind' when the WAL holds more than the drain limit.
 const WORKER_SOURCE = `
 const { workerData, parentPort } = require('node:worker_threads');
 const Database = require(workerData.driver);
 const db = new Database(workerData.file, { fileMustExist: true });
 db.pragma('busy_timeout = 0');
 const checkpoint = db.prepare('PRAGMA wal_checkpoint(PASSIVE)');
-const timer = setInterval(() => {
+const run = () => {
   try {
-    checkpoint.run();
+    return checkpoint.get();
   } catch (err) {
     if (!/^SQLITE_(BUSY|LOCKED)/.test(String(err.code))) throw err;
+    return undefined;
   }
+};
+const timer = setInterval(() => {
+  const r = run();
+  if (r && r.log > workerData.drainFrames) parentPort.postMessage('behind');
 }, workerData.every);
-parentPort.on('message', () => {
+parentPort.on('message', (message) => {
+  if (message === 'drain') {
+    run();
+    parentPort.postMessage('drained');
+    return;
+  }
   clearInterval(timer);
   db.close();
   parentPort.close();
@@ -53,36 +76,87 @@ export class WalCheckpointer {
   #commits = 0;
   #worker: Worker | undefined;
   #exited: Promise<void> = Promise.resolve();
-  #closed = false;
+  #behind = false;
+  #drained: (() => void) | undefined;
+  #stopped = false;
 
   constructor(sqlite: SqliteDatabase.Database, file: string) {
     this.#sqlite = sqlite;
     this.#file = file;
+    sqlite.pragma(`journal_size_limit = ${WAL_SIZE_LIMIT_BYTES}`);
   }
 
-  /** Called after each write commit. */
-  committed(): void {
-    if (this.#worker || this.#closed || ++this.#commits < CHECKPOINT_WORKER_AFTER_COMMITS) return;
-    const driver = createRequire(import.meta.url).resolve('better-sqlite3');
-    const worker = new Worker(WORKER_SOURCE, { eval: true, workerData: { driver, file: this.#file, every: CHECKPOINT_EVERY_MS } });
+  /**
+   * Called after each write commit has been flushed, with the connection still held. Resolves at
+   * once, or when the worker has copied the whole WAL (see the class comment). Never throws: a
+   * checkpointer that cannot start leaves SQLite's automatic checkpoints on.
+   */
+  committed(): Promise<void> | undefined {
+    if (this.#stopped) return undefined;
+    if (!this.#worker) {
+      if (++this.#commits >= CHECKPOINT_WORKER_AFTER_COMMITS) this.#start();
+      return undefined;
+    }
+    if (!this.#behind) return undefined;
+    this.#behind = false;
+    const worker = this.#worker;
+    return new Promise<void>((resolve) => {
+      this.#drained = resolve;
+      worker.postMessage('drain');
+    });
+  }
+
+  #start(): void {
+    let worker: Worker;
+    try {
+      const driver = createRequire(import.meta.url).resolve('better-sqlite3');
+      worker = new Worker(WORKER_SOURCE, { eval: true, workerData: { driver, file: this.#file, every: CHECKPOINT_EVERY_MS, drainFrames: WAL_DRAIN_FRAMES } });
+    } catch {
+      this.#stopped = true;
+      return;
+    }
     worker.unref();
     this.#worker = worker;
     this.#sqlite.pragma('wal_autocheckpoint = 0');
-    const fallBack = (): void => {
-      if (this.#closed || !this.#sqlite.open) return;
-      this.#sqlite.pragma('wal_autocheckpoint = 1000');
-    };
-    worker.on('error', fallBack);
+    worker.on('message', (message: string) => {
+      if (message === 'behind') this.#behind = true;
+      if (message === 'drained') this.#settleDrain();
+    });
+    worker.on('error', () => this.#fallBack());
     this.#exited = new Promise((resolve) =>
       worker.once('exit', () => {
-        fallBack();
+        this.#fallBack();
         resolve();
       }),
     );
   }
 
+  #settleDrain(): void {
+    const drained = this.#drained;
+    this.#drained = undefined;
+    drained?.();
+  }
+
+  /** The worker is gone: SQLite checkpoints on commit again, and a commit waiting for a drain goes on. */
+  #fallBack(): void {
+    this.#settleDrain();
+    if (this.#stopped) return;
+    this.#stopped = true;
+    if (this.#sqlite.open) this.#sqlite.pragma('wal_autocheckpoint = 1000');
+  }
+
+  /**
+   * Stops checkpointing for good, without turning automatic checkpoints back on: after a failed
+   * flush of the WAL, its frames must not be copied into the database file (the page cache may no
+   * longer hold what the disk has).
+   */
+  halt(): void {
+    this.#stopped = true;
+    void this.#worker?.terminate();
+  }
+
   async close(): Promise<void> {
-    this.#closed = true;
+    this.#stopped = true;
     const worker = this.#worker;
     if (!worker) return;
     // Unreferenced while it runs, so that it keeps no process alive; referenced while it stops,

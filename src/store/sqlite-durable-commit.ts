@@ -12,6 +12,11 @@ import {
 import { StoreError } from '../core/errors.js';
 import { WalCheckpointer } from './sqlite-checkpointer.js';
 
+export interface DurableCommitOptions {
+  /** For tests: stands in for fs.fdatasync. */
+  readonly fdatasync?: typeof fdatasync;
+}
+
 /**
  * SQLite commits made durable off the event loop.
  *
@@ -21,8 +26,9 @@ import { WalCheckpointer } from './sqlite-checkpointer.js';
  * largest single cost of a KV read in the profile. Here the connection runs with `synchronous =
  * NORMAL`, so COMMIT only write()s the transaction's frames to the WAL, and the frames are then
  * flushed with fdatasync(2) on the WAL file in libuv's thread pool. What that flush makes durable
- * is what FULL's would (https://www.sqlite.org/wal.html "Durability": FULL differs from NORMAL
- * only by that sync of the WAL at commit; checkpoints sync both files under either setting).
+ * is what FULL's would: in WAL mode FULL differs from NORMAL only by that sync of the WAL at each
+ * commit, and checkpoints sync under either setting
+ * (https://www.sqlite.org/pragma.html#pragma_synchronous).
  *
  * Two rules keep the guarantees of FULL:
  * - The caller of a write is answered only once the flush has returned: the commit (or the
@@ -34,21 +40,24 @@ import { WalCheckpointer } from './sqlite-checkpointer.js';
  *   the event loop does meanwhile is everything else: TLS, parsing, authentication, Cedar,
  *   cryptography, the answers of the batch before.
  *
+ * Within this process, that is: another process with its own connection to the file (`rampart
+ * audit verify --data-dir` on the server's host) may read a commit before its flush, as it would
+ * under NORMAL. The flush shares libuv's thread pool (four threads unless `UV_THREADPOOL_SIZE`
+ * says otherwise) with file system calls and `dns.lookup`: a pool filled by slow name lookups
+ * delays the store's commits with it.
+ *
  * A failed flush leaves the page cache in an unknown state (Linux may drop the dirty pages and
  * report success to a later fsync; PostgreSQL's "fsyncgate", 2018): the store then refuses every
- * further statement with `store.unavailable` until the process restarts and SQLite recovers
- * from the file as it is on disk, and the writes waiting on that flush fail.
+ * further statement with `store.unavailable`, the writes waiting on that flush fail (what they
+ * committed may or may not be on disk, as after any failed commit), WAL checkpoints stop, and
+ * closing the store leaves the connection open rather than let SQLite checkpoint the WAL into
+ * the database file: the next start recovers from the files as they are on disk.
  */
-export interface DurableCommitOptions {
-  /** For tests: stands in for fs.fdatasync. */
-  readonly fdatasync?: typeof fdatasync;
-}
-
 export function durableSqliteDialect(sqlite: SqliteDatabase.Database, database: SqliteDialectDatabase, file: string, options: DurableCommitOptions = {}): SqliteDialect {
   sqlite.pragma('synchronous = NORMAL');
-  const wal = new WalFlusher(`${file}-wal`, options.fdatasync ?? fdatasync);
-  const tracker = new WriteTracker(database);
   const checkpointer = new WalCheckpointer(sqlite, file);
+  const wal = new WalFlusher(`${file}-wal`, options.fdatasync ?? fdatasync, () => checkpointer.halt());
+  const tracker = new WriteTracker(database);
   return new (class extends SqliteDialect {
     override createDriver(): Driver {
       return new DurableDriver(super.createDriver(), sqlite, tracker, wal, checkpointer);
@@ -87,12 +96,19 @@ class WriteTracker {
 class WalFlusher {
   readonly #path: string;
   readonly #fdatasync: typeof fdatasync;
+  readonly #onFailure: () => void;
   #fd: number | undefined;
   #failed: unknown;
+  #inflight: Promise<void> | undefined;
 
-  constructor(path: string, sync: typeof fdatasync) {
+  constructor(path: string, sync: typeof fdatasync, onFailure: () => void) {
     this.#path = path;
     this.#fdatasync = sync;
+    this.#onFailure = onFailure;
+  }
+
+  get failed(): boolean {
+    return this.#failed !== undefined;
   }
 
   refuseIfFailed(): void {
@@ -111,18 +127,28 @@ class WalFlusher {
     } catch (err) {
       return Promise.reject(this.#fail(err));
     }
-    return new Promise((resolve, reject) => {
+    const flushed = new Promise<void>((resolve, reject) => {
       this.#fdatasync(fd, (err) => (err ? reject(this.#fail(err)) : resolve()));
     });
+    this.#inflight = flushed.then(
+      () => undefined,
+      () => undefined,
+    );
+    return flushed;
   }
 
-  close(): void {
+  /** Closes the descriptor once no flush is using it (Kysely's destroy does not wait for the connection). */
+  async close(): Promise<void> {
+    await this.#inflight;
     if (this.#fd !== undefined) closeSync(this.#fd);
     this.#fd = undefined;
   }
 
   #fail(err: unknown): StoreError {
-    this.#failed ??= err;
+    if (this.#failed === undefined) {
+      this.#failed = err;
+      this.#onFailure();
+    }
     return new StoreError('store.unavailable', 'the SQLite WAL could not be flushed to disk', { cause: err });
   }
 }
@@ -163,7 +189,7 @@ class DurableDriver implements Driver {
       if (this.#tracker.dirty && !this.#sqlite.inTransaction) {
         this.#tracker.dirty = false;
         await this.#wal.flush();
-        this.#checkpointer.committed();
+        await this.#checkpointer.committed();
       }
     };
     return {
@@ -206,7 +232,9 @@ class DurableDriver implements Driver {
 
   async destroy(): Promise<void> {
     await this.#checkpointer.close();
-    await this.#inner.destroy();
-    this.#wal.close();
+    await this.#wal.close();
+    // After a failed flush, closing would checkpoint the WAL into the database file (see the
+    // module comment): the connection is left for the process's exit to drop.
+    if (!this.#wal.failed) await this.#inner.destroy();
   }
 }

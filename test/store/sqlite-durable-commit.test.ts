@@ -8,7 +8,7 @@ import { Kysely, sql } from 'kysely';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { isRampartError } from '../../src/core/errors.js';
 import { openDatabase } from '../../src/store/database.js';
-import { CHECKPOINT_WORKER_AFTER_COMMITS } from '../../src/store/sqlite-checkpointer.js';
+import { CHECKPOINT_WORKER_AFTER_COMMITS, WAL_DRAIN_FRAMES } from '../../src/store/sqlite-checkpointer.js';
 import { durableSqliteDialect } from '../../src/store/sqlite-durable-commit.js';
 
 /**
@@ -159,6 +159,25 @@ describe('WAL checkpointer', () => {
       for (let i = 0; i < 256; i++) await db.insertInto('kv_probe').values({ id: 100_000 + i, v: 'y'.repeat(2000) }).execute();
       // Only a checkpoint writes pages into the database file; the committing connection no longer takes any.
       await vi.waitFor(() => expect(statSync(main).size).toBeGreaterThan(before), { timeout: 20_000, interval: 50 });
+    } finally {
+      await store.close();
+    }
+  });
+
+  it('bounds the WAL under a steady write load: a commit waits for a whole checkpoint when the worker falls behind', { timeout: 120_000 }, async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'rampart-checkpointer-bound-'));
+    dirs.push(dir);
+    const store = await openDatabase({ dataDir: dir });
+    try {
+      const db = store.db as unknown as Kysely<{ kv_probe: { id: number; v: string } }>;
+      await sql`create table kv_probe (id integer primary key, v text not null)`.execute(db);
+      // 30,000 writes of 2 KB, back to back: ~60 MB through the WAL. Without the drain, checkpoints
+      // racing the commits never let SQLite start the WAL over, and it grows by all of it.
+      const value = 'z'.repeat(2000);
+      for (let i = 0; i < 30_000; i++) await db.insertInto('kv_probe').values({ id: i, v: value }).execute();
+      const walBytes = statSync(join(dir, 'rampart.db-wal')).size;
+      expect(walBytes).toBeLessThan(WAL_DRAIN_FRAMES * 4096 * 2.5);
+      expect(Number((await sql<{ n: number }>`select count(*) as n from kv_probe`.execute(db)).rows[0]!.n)).toBe(30_000);
     } finally {
       await store.close();
     }
