@@ -38,9 +38,13 @@ const running = new WeakMap<Kysely<Database>, number>();
  * run for every promise of the process, and they cost 18 % of a KV read's CPU (198 → 162 µs per
  * read in-process, bench/README.md). The stack is captured only when a `transact` arrives while a
  * work of the same database is running, i.e. only for writes that queue behind a batch.
- * Limitation: a call reached through `.then` callbacks instead of `await` leaves no async frames,
- * so such a nested call is not recognised and waits on itself, as any work that breaks the
- * contract below by waiting on something outside the batch would.
+ * Limits: a call made from an event or timer callback that the work waits for, or through a
+ * custom thenable, leaves no async frames, so it is not recognised and waits on itself, as any
+ * work that breaks the contract below by waiting on something outside the batch would (awaited
+ * calls, `.then` chains that are awaited, `Promise.all`/`allSettled`/`race`/`any` and async
+ * generators are recognised). With several databases in one process, a work of one that calls
+ * `transact` on another while that other runs a work is refused too, as the frame names no
+ * database.
  */
 async function rampartGroupCommitWork<T>(work: () => Promise<T>): Promise<T> {
   return await work();
