@@ -183,6 +183,8 @@ export class DecisionService {
    * is held, not a TTL of any state.
    */
   changed(tenant: string, timeoutMs: number, signal?: AbortSignal): Promise<boolean> {
+    // An aborted signal never fires 'abort' again.
+    if (signal?.aborted) return Promise.resolve(false);
     return new Promise((resolve) => {
       let waiting = this.#waiters.get(tenant);
       if (!waiting) {

@@ -135,7 +135,7 @@ export async function watchSecret(
   };
 
   const deliver = async (next: { version: number; data: Record<string, unknown> }, readableUntil: string | null) => {
-    if (last && next.version <= last.version) return;
+    if (stopped || (last && next.version <= last.version)) return;
     let previous: SecretUpdate['previous'];
     if (readableUntil !== null && !isRole) {
       // The previous version is a courtesy: if it cannot be read (pruned, no permission), the update still goes out.
@@ -245,6 +245,8 @@ export async function watchSecret(
       if (stopped) return;
       connect()
         .then(() => {
+          // stop() may have run while connect() was under way: it found nothing to cancel.
+          if (stopped) return;
           queue = queue.then(() => refresh().catch(onError)).then(checkDue);
         })
         .catch((e: unknown) => scheduleReconnect(e instanceof Error ? e : new Error(String(e))));

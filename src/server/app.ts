@@ -101,6 +101,13 @@ export async function buildApp(runtime: Runtime, options: BuildAppOptions = {}):
   app.addHook('preClose', async () => {
     closing = true;
   });
+  // A request already past onRequest when closing began is answered with `Connection: close`:
+  // server.close() swept the idle connections before this one became idle, and would otherwise
+  // wait for the client's keep-alive to lapse (72 s by Fastify's default) before shutdown goes on.
+  app.addHook('onSend', (_req, reply, payload, done) => {
+    if (closing) reply.header('connection', 'close');
+    done(null, payload);
+  });
 
   app.addHook('onRequest', async (req, reply) => {
     req.rampart = new HookContext(req, runtime, tokenCache);

@@ -71,9 +71,11 @@ export class EventStream {
  */
 export class EventStreams {
   readonly #open = new Set<EventStream>();
+  #closing = false;
 
   constructor(app: FastifyInstance) {
     app.addHook('preClose', async () => {
+      this.#closing = true;
       await Promise.all([...this.#open].map((s) => s.end()));
     });
   }
@@ -86,13 +88,22 @@ export class EventStreams {
   open(req: FastifyRequest, reply: FastifyReply, options: { heartbeat?: (stream: EventStream) => void; onStop: () => void }): EventStream {
     reply.hijack();
     const res = reply.raw;
-    res.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-store', 'x-request-id': req.id });
+    res.writeHead(200, {
+      'content-type': 'text/event-stream; charset=utf-8',
+      'cache-control': 'no-store',
+      'x-request-id': req.id,
+      // server.close() already closed the idle connections: this one must not stay for keep-alive.
+      ...(this.#closing ? { connection: 'close' } : {}),
+    });
     const stream = new EventStream(res, this.#open, options.heartbeat, options.onStop);
     req.raw.socket.once('close', () => stream.stop());
     res.once('close', () => stream.stop());
     // A client that left while the opening was authorized and audited closed the socket before
     // anyone listened, and 'close' does not come twice: without this its subscription would stay.
     if (res.destroyed || req.raw.socket.destroyed) stream.stop();
+    // Opened after preClose ended the open streams (its opening was being audited): nobody else
+    // would end it, and server.close() would wait on it for as long as the client stays.
+    else if (this.#closing) void stream.end();
     return stream;
   }
 }

@@ -223,7 +223,9 @@ export const authzDecisionRoutes =
 
     // Long-polls still waiting when the server closes are answered at once, so closing never waits for them.
     const polls = new Set<AbortController>();
+    let closing = false;
     app.addHook('preClose', async () => {
+      closing = true;
       for (const poll of polls) poll.abort();
     });
 
@@ -251,6 +253,9 @@ export const authzDecisionRoutes =
           polls.add(poll);
           const onClose = () => poll.abort();
           req.raw.once('close', onClose);
+          // The server began closing, or the client left, while the bundle was read: neither
+          // event comes again, and the poll would be held for its whole wait.
+          if (closing || req.raw.destroyed) poll.abort();
           try {
             // Registered before the bundle is read again, so a change in between still wakes it.
             const changed = runtime.decisions.changed(tenant, waitS * 1000, poll.signal);
