@@ -105,7 +105,9 @@ export async function watchSvidFiles(files: SvidFiles, isComplete: (svid: SvidMa
   const source = createSvidSource(await read());
   let reading = false;
   let again = false;
+  let closed = false;
   const reload = async (): Promise<void> => {
+    if (closed) return;
     if (reading) {
       again = true;
       return;
@@ -115,6 +117,8 @@ export async function watchSvidFiles(files: SvidFiles, isComplete: (svid: SvidMa
       do {
         again = false;
         const next = await read().catch(() => undefined);
+        // A read in flight when the source was closed publishes nothing.
+        if (closed) return;
         const prev = source.current();
         if (next && isComplete(next) && (next.svidPem !== prev?.svidPem || next.keyPem !== prev.keyPem || next.bundlePem !== prev.bundlePem)) source.update(next);
       } while (again);
@@ -126,6 +130,9 @@ export async function watchSvidFiles(files: SvidFiles, isComplete: (svid: SvidMa
   return {
     current: source.current,
     onUpdate: source.onUpdate,
-    close: () => watchers.forEach((w) => w.close()),
+    close: () => {
+      closed = true;
+      for (const w of watchers) w.close();
+    },
   };
 }
