@@ -515,7 +515,7 @@ export function storeLogSource(audit: AuditStore, checkpoints: CheckpointStore):
       return rows.map((r) => ({
         index: r.leafIndex,
         entry: r.payload,
-        storedLeafHash: new Uint8Array(Buffer.from(r.leafHash, 'hex')),
+        storedLeafHash: Buffer.from(r.leafHash, 'hex'),
         // Pruned means both the marker and the blank payload; a marker on a row that still has a
         // payload is ignored, so that payload is still checked against its leaf hash.
         ...(r.prunedAt !== null && r.payload === '' ? { pruned: true } : {}),
