@@ -1,4 +1,4 @@
-import { fdatasync, openSync, closeSync } from 'node:fs';
+import { closeSync, type fdatasync, openSync } from 'node:fs';
 import type SqliteDatabase from 'better-sqlite3';
 import {
   type CompiledQuery,
@@ -11,9 +11,10 @@ import {
 } from 'kysely';
 import { StoreError } from '../core/errors.js';
 import { WalCheckpointer } from './sqlite-checkpointer.js';
+import { WalFlushThread } from './wal-flush-thread.js';
 
 export interface DurableCommitOptions {
-  /** For tests: stands in for fs.fdatasync. */
+  /** For tests: stands in for the flush thread's fdatasync. */
   readonly fdatasync?: typeof fdatasync;
 }
 
@@ -25,7 +26,8 @@ export interface DurableCommitOptions {
  * 150 µs on the development machine's disk, more on a shared one) once per committed batch, the
  * largest single cost of a KV read in the profile. Here the connection runs with `synchronous =
  * NORMAL`, so COMMIT only write()s the transaction's frames to the WAL, and the frames are then
- * flushed with fdatasync(2) on the WAL file in libuv's thread pool. What that flush makes durable
+ * flushed with fdatasync(2) on the WAL file by a thread of its own (./wal-flush-thread.ts, not
+ * libuv's pool, which slow name lookups can fill). What that flush makes durable
  * is what FULL's would: in WAL mode FULL differs from NORMAL only by that sync of the WAL at each
  * commit, and checkpoints sync under either setting
  * (https://www.sqlite.org/pragma.html#pragma_synchronous).
@@ -42,9 +44,7 @@ export interface DurableCommitOptions {
  *
  * Within this process, that is: another process with its own connection to the file (`rampart
  * audit verify --data-dir` on the server's host) may read a commit before its flush, as it would
- * under NORMAL. The flush shares libuv's thread pool (four threads unless `UV_THREADPOOL_SIZE`
- * says otherwise) with file system calls and `dns.lookup`: a pool filled by slow name lookups
- * delays the store's commits with it.
+ * under NORMAL.
  *
  * A failed flush leaves the page cache in an unknown state (Linux may drop the dirty pages and
  * report success to a later fsync; PostgreSQL's "fsyncgate", 2018): the store then refuses every
@@ -56,7 +56,7 @@ export interface DurableCommitOptions {
 export function durableSqliteDialect(sqlite: SqliteDatabase.Database, database: SqliteDialectDatabase, file: string, options: DurableCommitOptions = {}): SqliteDialect {
   sqlite.pragma('synchronous = NORMAL');
   const checkpointer = new WalCheckpointer(sqlite, file);
-  const wal = new WalFlusher(`${file}-wal`, options.fdatasync ?? fdatasync, () => checkpointer.halt());
+  const wal = new WalFlusher(`${file}-wal`, options.fdatasync, () => checkpointer.halt());
   const tracker = new WriteTracker(database);
   return new (class extends SqliteDialect {
     override createDriver(): Driver {
@@ -95,13 +95,14 @@ class WriteTracker {
 
 class WalFlusher {
   readonly #path: string;
-  readonly #fdatasync: typeof fdatasync;
+  readonly #fdatasync: typeof fdatasync | undefined;
   readonly #onFailure: () => void;
   #fd: number | undefined;
+  #thread: WalFlushThread | undefined;
   #failed: unknown;
   #inflight: Promise<void> | undefined;
 
-  constructor(path: string, sync: typeof fdatasync, onFailure: () => void) {
+  constructor(path: string, sync: typeof fdatasync | undefined, onFailure: () => void) {
     this.#path = path;
     this.#fdatasync = sync;
     this.#onFailure = onFailure;
@@ -127,9 +128,12 @@ class WalFlusher {
     } catch (err) {
       return Promise.reject(this.#fail(err));
     }
-    const flushed = new Promise<void>((resolve, reject) => {
-      this.#fdatasync(fd, (err) => (err ? reject(this.#fail(err)) : resolve()));
-    });
+    const sync = this.#fdatasync;
+    const flushed = sync
+      ? new Promise<void>((resolve, reject) => sync(fd, (err) => (err ? reject(this.#fail(err)) : resolve())))
+      : (this.#thread ??= new WalFlushThread(fd)).flush().catch((err: unknown) => {
+          throw this.#fail(err);
+        });
     this.#inflight = flushed.then(
       () => undefined,
       () => undefined,
@@ -140,6 +144,7 @@ class WalFlusher {
   /** Closes the descriptor once no flush is using it (Kysely's destroy does not wait for the connection). */
   async close(): Promise<void> {
     await this.#inflight;
+    await this.#thread?.close();
     if (this.#fd !== undefined) closeSync(this.#fd);
     this.#fd = undefined;
   }

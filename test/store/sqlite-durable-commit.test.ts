@@ -1,5 +1,5 @@
-import { spawnSync } from 'node:child_process';
-import { fstatSync, mkdtempSync, rmSync, statSync } from 'node:fs';
+import { execFileSync, spawnSync } from 'node:child_process';
+import { closeSync, fstatSync, mkdtempSync, open as openFile, openSync, rmSync, statSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -10,6 +10,7 @@ import { isRampartError } from '../../src/core/errors.js';
 import { openDatabase } from '../../src/store/database.js';
 import { CHECKPOINT_WORKER_AFTER_COMMITS, WAL_DRAIN_FRAMES } from '../../src/store/sqlite-checkpointer.js';
 import { durableSqliteDialect } from '../../src/store/sqlite-durable-commit.js';
+import { WalFlushThread } from '../../src/store/wal-flush-thread.js';
 
 /**
  * SQLite commits flushed off the event loop (src/store/sqlite-durable-commit.ts): a write is
@@ -139,6 +140,39 @@ describe('durable SQLite commits', () => {
       expect(isRampartError(err) && err.code).toBe('store.unavailable');
     }
     await db.destroy();
+  });
+});
+
+describe('WAL flush thread', () => {
+  it('flushes on a thread of its own, answering every caller, while libuv\'s pool is full', { timeout: 30_000 }, async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'rampart-flush-thread-'));
+    dirs.push(dir);
+    const fd = openSync(join(dir, 'wal'), 'w');
+    // Every thread of libuv's pool blocks opening a FIFO that has no writer yet, as slow name
+    // lookups would hold it: a flush through fs.fdatasync would wait for them.
+    const fifos = Array.from({ length: 8 }, (_, i) => join(dir, `fifo${i}`));
+    for (const f of fifos) execFileSync('mkfifo', [f]);
+    const blocked = fifos.map((f) => new Promise<void>((resolve) => openFile(f, 'r', (_e, readFd) => (readFd === undefined ? resolve() : (closeSync(readFd), resolve())))));
+    const thread = new WalFlushThread(fd);
+    try {
+      writeSync(fd, 'frames');
+      await expect(Promise.all([thread.flush(), thread.flush(), thread.flush()])).resolves.toEqual([undefined, undefined, undefined]);
+    } finally {
+      for (const f of fifos) closeSync(openSync(f, 'w'));
+      await Promise.all(blocked);
+      await thread.close();
+      closeSync(fd);
+    }
+  });
+
+  it('rejects a flush that failed, and every later one', async () => {
+    const thread = new WalFlushThread(987_654); // not an open descriptor: EBADF
+    try {
+      await expect(thread.flush()).rejects.toMatchObject({ errno: expect.any(Number) });
+      await expect(thread.flush()).rejects.toThrow(/fdatasync failed/);
+    } finally {
+      await thread.close();
+    }
   });
 });
 
