@@ -26,7 +26,7 @@ const WORKER_SOURCE = `
 const { workerData } = require('node:worker_threads');
 const { fdatasyncSync } = require('node:fs');
 const state = new Int32Array(workerData.shared);
-let flushed = 0;
+let flushed = workerData.startAt;
 for (;;) {
   Atomics.wait(state, ${REQUESTED}, flushed);
   if (Atomics.load(state, ${STOP}) === 1) break;
@@ -44,6 +44,11 @@ for (;;) {
 }
 `;
 
+/** Whether counter `done` has reached `ticket`, both int32 counters that wrap. */
+function reached(done: number, ticket: number): boolean {
+  return ((done - ticket) | 0) >= 0;
+}
+
 export class WalFlushThread {
   readonly #state: Int32Array;
   readonly #worker: Worker;
@@ -51,9 +56,13 @@ export class WalFlushThread {
   #waiting = 0;
   #failure: Error | undefined;
 
-  constructor(fd: number) {
+  /** `startAt` is the counters' first value, for tests of their wrapping. */
+  constructor(fd: number, startAt = 0) {
     this.#state = new Int32Array(new SharedArrayBuffer(4 * Int32Array.BYTES_PER_ELEMENT));
-    this.#worker = new Worker(WORKER_SOURCE, { eval: true, workerData: { shared: this.#state.buffer, fd } });
+    this.#requested = startAt | 0;
+    this.#state[REQUESTED] = this.#requested;
+    this.#state[DONE] = this.#requested;
+    this.#worker = new Worker(WORKER_SOURCE, { eval: true, workerData: { shared: this.#state.buffer, fd, startAt: this.#requested } });
     this.#worker.unref();
     const fail = (err: Error): void => {
       this.#failure ??= err;
@@ -68,7 +77,7 @@ export class WalFlushThread {
   /** Resolves once every write made before the call is on disk; rejects with the errno of a failed flush. */
   async flush(): Promise<void> {
     if (this.#failure) throw this.#failure;
-    const ticket = ++this.#requested;
+    const ticket = this.#next();
     Atomics.store(this.#state, REQUESTED, ticket);
     Atomics.notify(this.#state, REQUESTED);
     // A pending Atomics.waitAsync keeps no process alive: the thread does, while anyone waits.
@@ -76,7 +85,7 @@ export class WalFlushThread {
     try {
       for (;;) {
         const done = Atomics.load(this.#state, DONE);
-        if (done >= ticket) break;
+        if (reached(done, ticket)) break;
         const wait = Atomics.waitAsync(this.#state, DONE, done);
         if (wait.async) await wait.value;
       }
@@ -88,10 +97,16 @@ export class WalFlushThread {
     if (errno !== 0) throw Object.assign(new Error(`fdatasync failed (errno ${errno})`), { errno });
   }
 
+  /** The next request number. The counters are int32 and wrap (after 2^31 flushes, days at full load). */
+  #next(): number {
+    this.#requested = (this.#requested + 1) | 0;
+    return this.#requested;
+  }
+
   /** Stops the thread; flushes still waiting fail. */
   async close(): Promise<void> {
     Atomics.store(this.#state, STOP, 1);
-    Atomics.store(this.#state, REQUESTED, ++this.#requested);
+    Atomics.store(this.#state, REQUESTED, this.#next());
     Atomics.notify(this.#state, REQUESTED);
     this.#worker.ref();
     await this.#worker.terminate().catch(() => undefined);

@@ -165,6 +165,20 @@ describe('WAL flush thread', () => {
     }
   });
 
+  it('keeps answering when its request counters wrap past 2^31', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'rampart-flush-wrap-'));
+    dirs.push(dir);
+    const fd = openSync(join(dir, 'wal'), 'w');
+    const thread = new WalFlushThread(fd, 2 ** 31 - 3);
+    try {
+      for (let i = 0; i < 6; i++) await thread.flush();
+      await expect(Promise.all([thread.flush(), thread.flush()])).resolves.toEqual([undefined, undefined]);
+    } finally {
+      await thread.close();
+      closeSync(fd);
+    }
+  });
+
   it('rejects a flush that failed, and every later one', async () => {
     const thread = new WalFlushThread(987_654); // not an open descriptor: EBADF
     try {
