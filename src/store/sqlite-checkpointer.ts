@@ -79,6 +79,7 @@ export class WalCheckpointer {
   #behind = false;
   #drained: (() => void) | undefined;
   #stopped = false;
+  #closing = false;
 
   constructor(sqlite: SqliteDatabase.Database, file: string) {
     this.#sqlite = sqlite;
@@ -100,6 +101,8 @@ export class WalCheckpointer {
     if (!this.#behind) return undefined;
     this.#behind = false;
     const worker = this.#worker;
+    // The commit waiting for 'drained' must keep the process alive until it comes.
+    worker.ref();
     return new Promise<void>((resolve) => {
       this.#drained = resolve;
       worker.postMessage('drain');
@@ -115,7 +118,6 @@ export class WalCheckpointer {
       this.#stopped = true;
       return;
     }
-    worker.unref();
     this.#worker = worker;
     this.#sqlite.pragma('wal_autocheckpoint = 0');
     worker.on('message', (message: string) => {
@@ -123,6 +125,9 @@ export class WalCheckpointer {
       if (message === 'drained') this.#settleDrain();
     });
     worker.on('error', () => this.#fallBack());
+    // After on('message'), which references the worker's port again: a process that never closes
+    // the store must still be able to exit.
+    worker.unref();
     this.#exited = new Promise((resolve) =>
       worker.once('exit', () => {
         this.#fallBack();
@@ -134,6 +139,7 @@ export class WalCheckpointer {
   #settleDrain(): void {
     const drained = this.#drained;
     this.#drained = undefined;
+    if (drained && !this.#closing) this.#worker?.unref();
     drained?.();
   }
 
@@ -157,6 +163,7 @@ export class WalCheckpointer {
 
   async close(): Promise<void> {
     this.#stopped = true;
+    this.#closing = true;
     const worker = this.#worker;
     if (!worker) return;
     // Unreferenced while it runs, so that it keeps no process alive; referenced while it stops,

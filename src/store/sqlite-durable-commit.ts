@@ -49,9 +49,11 @@ export interface DurableCommitOptions {
  * A failed flush leaves the page cache in an unknown state (Linux may drop the dirty pages and
  * report success to a later fsync; PostgreSQL's "fsyncgate", 2018): the store then refuses every
  * further statement with `store.unavailable`, the writes waiting on that flush fail (what they
- * committed may or may not be on disk, as after any failed commit), WAL checkpoints stop, and
- * closing the store leaves the connection open rather than let SQLite checkpoint the WAL into
- * the database file: the next start recovers from the files as they are on disk.
+ * committed may or may not be on disk, as after any failed commit), and the checkpoint worker
+ * stops copying the WAL into the database file. Closing the connection (at shutdown, or
+ * better-sqlite3's own hook at process exit, which cannot be told otherwise) still runs SQLite's
+ * final checkpoint: a disk that failed an fsync is not trusted by any of this, and the operator
+ * has to check it (`rampart audit verify --data-dir`) before trusting the store again.
  */
 export function durableSqliteDialect(sqlite: SqliteDatabase.Database, database: SqliteDialectDatabase, file: string, options: DurableCommitOptions = {}): SqliteDialect {
   sqlite.pragma('synchronous = NORMAL');
@@ -99,6 +101,7 @@ class WalFlusher {
   readonly #onFailure: () => void;
   #fd: number | undefined;
   #thread: WalFlushThread | undefined;
+  #closing = false;
   #failed: unknown;
   #inflight: Promise<void> | undefined;
 
@@ -106,10 +109,6 @@ class WalFlusher {
     this.#path = path;
     this.#fdatasync = sync;
     this.#onFailure = onFailure;
-  }
-
-  get failed(): boolean {
-    return this.#failed !== undefined;
   }
 
   refuseIfFailed(): void {
@@ -120,20 +119,25 @@ class WalFlusher {
 
   flush(): Promise<void> {
     this.refuseIfFailed();
+    // A write that got the connection while the store was being destroyed (Kysely's destroy does
+    // not wait for it): refused without marking the store failed.
+    if (this.#closing) return Promise.reject(new StoreError('store.unavailable', 'the store is closing'));
     // Opened on first use (SQLite creates the WAL with the first write) and kept open: closing a
     // descriptor of a file SQLite has open would drop its POSIX locks on that file.
     let fd: number;
+    let thread: WalFlushThread | undefined;
+    const sync = this.#fdatasync;
     try {
       fd = this.#fd ??= openSync(this.#path, 'r+');
+      if (!sync) thread = this.#thread ??= new WalFlushThread(fd);
     } catch (err) {
       return Promise.reject(this.#fail(err));
     }
-    const sync = this.#fdatasync;
-    const flushed = sync
-      ? new Promise<void>((resolve, reject) => sync(fd, (err) => (err ? reject(this.#fail(err)) : resolve())))
-      : (this.#thread ??= new WalFlushThread(fd)).flush().catch((err: unknown) => {
+    const flushed = thread
+      ? thread.flush().catch((err: unknown) => {
           throw this.#fail(err);
-        });
+        })
+      : new Promise<void>((resolve, reject) => sync!(fd, (err) => (err ? reject(this.#fail(err)) : resolve())));
     this.#inflight = flushed.then(
       () => undefined,
       () => undefined,
@@ -143,6 +147,7 @@ class WalFlusher {
 
   /** Closes the descriptor once no flush is using it (Kysely's destroy does not wait for the connection). */
   async close(): Promise<void> {
+    this.#closing = true;
     await this.#inflight;
     await this.#thread?.close();
     if (this.#fd !== undefined) closeSync(this.#fd);
@@ -238,8 +243,6 @@ class DurableDriver implements Driver {
   async destroy(): Promise<void> {
     await this.#checkpointer.close();
     await this.#wal.close();
-    // After a failed flush, closing would checkpoint the WAL into the database file (see the
-    // module comment): the connection is left for the process's exit to drop.
-    if (!this.#wal.failed) await this.#inner.destroy();
+    await this.#inner.destroy();
   }
 }

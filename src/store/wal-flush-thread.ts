@@ -54,6 +54,7 @@ export class WalFlushThread {
   readonly #worker: Worker;
   #requested = 0;
   #waiting = 0;
+  #closing = false;
   #failure: Error | undefined;
 
   /** `startAt` is the counters' first value, for tests of their wrapping. */
@@ -90,7 +91,8 @@ export class WalFlushThread {
         if (wait.async) await wait.value;
       }
     } finally {
-      if (--this.#waiting === 0) this.#worker.unref();
+      // Not while closing: close() holds its own reference until the thread has stopped.
+      if (--this.#waiting === 0 && !this.#closing) this.#worker.unref();
     }
     if (this.#failure) throw this.#failure;
     const errno = Atomics.load(this.#state, ERRNO);
@@ -105,6 +107,7 @@ export class WalFlushThread {
 
   /** Stops the thread; flushes still waiting fail. */
   async close(): Promise<void> {
+    this.#closing = true;
     Atomics.store(this.#state, STOP, 1);
     Atomics.store(this.#state, REQUESTED, this.#next());
     Atomics.notify(this.#state, REQUESTED);
