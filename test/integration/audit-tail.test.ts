@@ -1,6 +1,7 @@
 import { spawn } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type TestServer, startTestServer } from '../support/server.js';
+import { until } from '../support/until.js';
 
 const ENTRY = new URL('../support/cli-entry.ts', import.meta.url).pathname;
 
@@ -27,11 +28,6 @@ describe('rampart audit tail', () => {
     return { child, exited, out: () => out, err: () => err };
   }
 
-  async function until(check: () => boolean | Promise<boolean>, what: string): Promise<void> {
-    for (let i = 0; i < 600 && !(await check()); i++) await new Promise((r) => setTimeout(r, 50));
-    expect(await check(), what).toBe(true);
-  }
-
   /** Requests the server has answered on the events route: each is one poll of `tail -f`. */
   async function polls(): Promise<number> {
     const { values } = await s.runtime.metrics.requests.get();
@@ -50,13 +46,13 @@ describe('rampart audit tail', () => {
   it('follows new events until interrupted, printing each once', async () => {
     const before = await polls();
     const run = rampart(['audit', 'tail', '-f', '--interval', '200ms', '--action', 'tenant:create']);
-    await until(async () => (await polls()) >= before + 2, 'two polls before any match');
+    await until(async () => (await polls()) >= before + 2, 'two polls before any match', 30_000);
     for (const name of ['one', 'two']) {
       await s.app.inject({ method: 'POST', url: '/v1/tenants', headers: { authorization: `Bearer ${s.adminToken}` }, payload: { name } });
     }
-    await until(() => run.out().trim().split('\n').filter(Boolean).length >= 2, `two events printed; stderr: ${run.err()}`);
+    await until(() => run.out().trim().split('\n').filter(Boolean).length >= 2, `two events printed; stderr: ${run.err()}`, 30_000);
     const printed = await polls();
-    await until(async () => (await polls()) >= printed + 3, 'three more polls after both were printed: none may print them again');
+    await until(async () => (await polls()) >= printed + 3, 'three more polls after both were printed: none may print them again', 30_000);
     run.child.kill('SIGINT');
     expect(await run.exited).toBe(0);
     const created = run

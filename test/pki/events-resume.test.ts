@@ -9,6 +9,7 @@ import { resumeLost, resumePointOf } from '../../src/server/event-resume.js';
 import { TEST_DATABASES } from '../support/databases.js';
 import { makeCsr } from '../support/pki.js';
 import { type TestServer, startTestServer } from '../support/server.js';
+import { until } from '../support/until.js';
 
 /**
  * Issue 3, "connected SDK clients are notified", across a reconnection: `GET /v1/pki/events`
@@ -55,10 +56,6 @@ function follow(s: TestServer, headers: Record<string, string>): { frames: Frame
   return { frames, status, close: () => req.destroy() };
 }
 
-const until = async (check: () => boolean, what: string) => {
-  for (let i = 0; i < 400 && !check(); i++) await new Promise((r) => setTimeout(r, 10));
-  if (!check()) throw new Error(`timed out waiting for ${what}`);
-};
 const connected = (f: Frame[]) => f.some((x) => x.comment === 'connected');
 const revocations = (f: Frame[]) => f.filter((x) => x.event === 'revoked').map((x) => ({ id: x.id, serials: (JSON.parse(x.data!) as RevokedEvent).serial_numbers }));
 

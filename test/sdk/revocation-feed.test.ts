@@ -20,6 +20,7 @@ import { controlPlaneOf, isCurrent, isUnder, leaseSharedFeed, type RevocationNot
 import { certificatesOf } from '../../src/sdk/svid.js';
 import { makeCsr } from '../support/pki.js';
 import { type TestServer, startTestServer } from '../support/server.js';
+import { until } from '../support/until.js';
 
 /**
  * Issue 3, "revocable within seconds", on the relying-party side: SDK servers, agents and
@@ -524,12 +525,3 @@ describe('CrlCache with a large CRL', () => {
     await expect(crls.check(revoked, ca.certificate)).rejects.toMatchObject({ code: 'svid.revoked' });
   });
 });
-
-/** Waits for a condition on events outside the test's control (a stream's bytes in flight); gives up after 10 s. */
-async function until(check: () => boolean | Promise<boolean>): Promise<void> {
-  for (let i = 0; i < 500; i++) {
-    if (await check()) return;
-    await new Promise((r) => setTimeout(r, 20));
-  }
-  throw new Error('condition not reached');
-}

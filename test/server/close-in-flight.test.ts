@@ -3,6 +3,7 @@ import tls from 'node:tls';
 import { describe, expect, it } from 'vitest';
 import { activateVersion } from '../support/policy-versions.js';
 import { type TestServer, startTestServer } from '../support/server.js';
+import { until } from '../support/until.js';
 
 /**
  * Shutdown with a request in flight (src/server/app.ts, src/server/event-stream.ts,
@@ -40,12 +41,6 @@ function gateFirstCall(obj: object, key: string): Gate {
   return gate;
 }
 
-/** Polls a condition on the server's own pace (no fixed sleep); gives up after 10 s. */
-async function until(check: () => boolean): Promise<void> {
-  for (let i = 0; i < 500 && !check(); i++) await new Promise((r) => setTimeout(r, 20));
-  if (!check()) throw new Error('condition not reached');
-}
-
 async function closeWithRequestInFlight(s: TestServer, gate: Gate, request: string): Promise<string> {
   const url = new URL(s.addr!);
   const socket = tls.connect({ host: url.hostname, port: Number(url.port), rejectUnauthorized: false });
@@ -57,7 +52,7 @@ async function closeWithRequestInFlight(s: TestServer, gate: Gate, request: stri
   await gate.reached;
   const closed = s.app.close();
   // server.close() runs after every preClose hook, and stops the listener at once.
-  await until(() => !s.app.server.listening);
+  await until(() => !s.app.server.listening, 'the listener to close');
   gate.open();
   let timer: NodeJS.Timeout | undefined;
   const stuck = new Promise<never>((_, reject) => {

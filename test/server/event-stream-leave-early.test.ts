@@ -2,6 +2,7 @@ import 'reflect-metadata';
 import tls from 'node:tls';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type TestServer, startTestServer } from '../support/server.js';
+import { until } from '../support/until.js';
 
 /**
  * A client that sends an event-stream request and leaves before the server has authorized and
@@ -31,14 +32,12 @@ describe('an event stream whose client left while its opening was audited', () =
     }
   }
 
-  /** Waits until `count` openings of `stream` are in the audit log (events outside the test's control: the server's pace). */
+  /** Waits until `count` openings of `stream` are in the audit log. */
   async function audited(stream: string, count: number): Promise<void> {
-    for (let i = 0; i < 500; i++) {
+    await until(async () => {
       const rows = await s.runtime.database.db.selectFrom('audit_events').select('payload').execute();
-      if (rows.filter((r) => r.payload.includes(`"stream":"${stream}"`)).length >= count) return;
-      await new Promise((r) => setTimeout(r, 20));
-    }
-    throw new Error(`${stream}: fewer than ${count} openings audited`);
+      return rows.filter((r) => r.payload.includes(`"stream":"${stream}"`)).length >= count;
+    }, `${count} openings of ${stream} audited`);
   }
 
   /** Lets the routes' continuations after their audit commits run. */
