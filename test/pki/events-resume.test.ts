@@ -1,5 +1,4 @@
 import { request as httpsRequest } from 'node:https';
-import net, { type AddressInfo } from 'node:net';
 import fc from 'fast-check';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { ManualClock } from '../../src/core/clock.js';
@@ -10,6 +9,7 @@ import { TEST_DATABASES } from '../support/databases.js';
 import { makeCsr } from '../support/pki.js';
 import { type TestServer, startTestServer } from '../support/server.js';
 import { until } from '../support/until.js';
+import { startProxy } from '../support/proxy.js';
 
 /**
  * Issue 3, "connected SDK clients are notified", across a reconnection: `GET /v1/pki/events`
@@ -137,29 +137,13 @@ describe.each(TEST_DATABASES)('PKI event stream resumes after Last-Event-ID ($na
 
   it('the SDK feed resumes: a revocation made while its stream was cut reaches it exactly once', async () => {
     // A TCP proxy in front of the listener, whose connections the test cuts.
-    const sockets = new Set<net.Socket>();
-    let down = false;
-    const target = new URL(s.addr!);
-    const proxy = net.createServer((client) => {
-      if (down) return void client.destroy();
-      const upstream = net.connect(Number(target.port), target.hostname);
-      for (const [a, b] of [
-        [client, upstream],
-        [upstream, client],
-      ] as const) {
-        sockets.add(a);
-        a.pipe(b);
-        a.on('error', () => b.destroy());
-        a.on('close', () => (sockets.delete(a), b.destroy()));
-      }
-    });
-    await new Promise<void>((resolve) => proxy.listen(0, '127.0.0.1', resolve));
+    const proxy = await startProxy(new URL(s.addr!));
     const csr = await makeCsr();
     const signed = await s.app.inject({ method: 'POST', url: '/v1/pki/sign', headers: { authorization: `Bearer ${s.adminToken}` }, payload: { csr: csr.pem, spiffe_id: 'spiffe://default.rampart.local/ns/pay/sa/feed', ttl: '1h' } });
     const body = signed.json() as { certificate: string; issuing_ca: string };
     const bundlePem = (await s.app.inject({ method: 'GET', url: '/v1/pki/ca/pem' })).body;
     const source = createSvidSource({ svidPem: `${body.certificate.trim()}\n${body.issuing_ca.trim()}\n`, keyPem: csr.keyPem, bundlePem });
-    const feed = new RevocationFeed({ source, controlPlane: { addr: `https://127.0.0.1:${(proxy.address() as AddressInfo).port}` }, minBackoffMs: 1, maxBackoffMs: 20 });
+    const feed = new RevocationFeed({ source, controlPlane: { addr: proxy.addr }, minBackoffMs: 1, maxBackoffMs: 20 });
     const changes: FeedChange[] = [];
     feed.watch((c) => changes.push(c));
     try {
@@ -167,21 +151,18 @@ describe.each(TEST_DATABASES)('PKI event stream resumes after Last-Event-ID ($na
       const a = await issue();
       await revoke(a);
       await until(() => feed.isRevoked(a), 'the live revocation');
-      down = true;
-      for (const socket of sockets) socket.destroy();
+      proxy.cut();
       await until(() => !feed.live, 'the feed to notice');
       const b = await issue();
       await revoke(b);
-      down = false;
+      proxy.restore();
       await until(() => feed.live && feed.isRevoked(b), 'the replayed revocation');
       await s.runtime.pkiSync.deliver();
       const heard = changes.flatMap((c) => (c.type === 'revoked' ? c.serialNumbers : []));
       expect(heard).toEqual([a, b]);
     } finally {
       feed.close();
-      down = true;
-      for (const socket of sockets) socket.destroy();
-      await new Promise((resolve) => proxy.close(resolve));
+      await proxy.close();
     }
   });
 

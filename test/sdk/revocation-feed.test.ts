@@ -2,7 +2,7 @@ import 'reflect-metadata';
 import type http from 'node:http';
 import { once } from 'node:events';
 import https from 'node:https';
-import net, { type AddressInfo } from 'node:net';
+import type { AddressInfo } from 'node:net';
 import type tls from 'node:tls';
 import * as x509 from '@peculiar/x509';
 import fc from 'fast-check';
@@ -19,6 +19,7 @@ import { httpsFetcher, MAX_CRL_BYTES, MAX_OCSP_RESPONSE_BYTES } from '../../src/
 import { controlPlaneOf, isCurrent, isUnder, leaseSharedFeed, type RevocationNotices } from '../../src/sdk/revocation-feed.js';
 import { certificatesOf } from '../../src/sdk/svid.js';
 import { makeCsr } from '../support/pki.js';
+import { startProxy } from '../support/proxy.js';
 import { type TestServer, startTestServer } from '../support/server.js';
 import { until } from '../support/until.js';
 
@@ -34,41 +35,6 @@ import { until } from '../support/until.js';
 const SERVER_ID = 'spiffe://default.rampart.local/ns/pay/sa/api';
 const CLIENT_ID = 'spiffe://default.rampart.local/ns/web/sa/frontend';
 const OTHER_ID = 'spiffe://default.rampart.local/ns/web/sa/backoffice';
-
-/** A TCP proxy to the control plane whose connections the test can cut, and refuse until restored. */
-async function startProxy(target: URL): Promise<{ addr: string; cut(): void; restore(): void; close(): Promise<void> }> {
-  const open = new Set<net.Socket>();
-  let down = false;
-  const server = net.createServer((client) => {
-    if (down) return void client.destroy();
-    const upstream = net.connect(Number(target.port), target.hostname);
-    for (const [a, b] of [
-      [client, upstream],
-      [upstream, client],
-    ] as const) {
-      open.add(a);
-      a.pipe(b);
-      a.on('error', () => b.destroy());
-      a.on('close', () => (open.delete(a), b.destroy()));
-    }
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const cut = () => {
-    down = true;
-    for (const s of open) s.destroy();
-  };
-  return {
-    addr: `https://127.0.0.1:${(server.address() as AddressInfo).port}`,
-    cut,
-    restore() {
-      down = false;
-    },
-    close: () => {
-      cut();
-      return new Promise((resolve) => server.close(() => resolve()));
-    },
-  };
-}
 
 /** Resolves with the next change of `type` the feed reports. */
 const next = (feed: RevocationFeed, type: FeedChange['type']) =>
