@@ -1,7 +1,6 @@
 import 'reflect-metadata';
 import type { AddressInfo } from 'node:net';
 import type tls from 'node:tls';
-import type { LightMyRequestResponse } from 'fastify';
 import { type Dispatcher, fetch, request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ManualClock } from '../../src/core/clock.js';
@@ -9,8 +8,8 @@ import { chainPem, createIntermediateCa, createRootCa, issueSvid } from '../../s
 import { exportPrivateKeyPkcs8Pem, generateKeyPair } from '../../src/pki/keys.js';
 import { parseSpiffeId } from '../../src/pki/spiffe.js';
 import { createMtlsDispatcher, createMtlsServer, createSvidSource, CrlCache, type MtlsDispatcherOptions, mtlsPeer, OcspCache, type PushSvidSource, SvidError, type SvidMaterial } from '../../src/sdk/index.js';
-import { makeCsr } from '../support/pki.js';
 import { type TestServer, startTestServer } from '../support/server.js';
+import { bundleOf, revokeSerial, svidFrom } from '../support/svid.js';
 
 /**
  * createMtlsDispatcher with undici's request and fetch against real TLS and SVIDs issued by a
@@ -37,15 +36,9 @@ describe('createMtlsDispatcher', () => {
     await s?.close();
   });
 
-  const bundle = async () => (await s.app.inject({ method: 'GET', url: '/v1/pki/ca/pem' })).body;
-  async function svidFor(id: string): Promise<SvidMaterial & { serial: string }> {
-    const csr = await makeCsr();
-    const r: LightMyRequestResponse = await s.app.inject({ method: 'POST', url: '/v1/pki/sign', headers: admin, payload: { csr: csr.pem, spiffe_id: id, ttl: '1h' } });
-    expect(r.statusCode, r.body).toBe(200);
-    const body = r.json() as { certificate: string; issuing_ca: string; serial_number: string };
-    return { svidPem: `${body.certificate.trim()}\n${body.issuing_ca.trim()}\n`, keyPem: csr.keyPem, bundlePem: await bundle(), serial: body.serial_number };
-  }
-  const revoke = async (serial: string) => expect((await s.app.inject({ method: 'POST', url: '/v1/pki/revoke', headers: admin, payload: { serial_number: serial } })).statusCode).toBe(200);
+  const bundle = () => bundleOf(s);
+  const svidFor = (id: string) => svidFrom(s, id);
+  const revoke = (serial: string) => revokeSerial(s, serial);
   /** The SVIDs name the advertised address; CRL and OCSP requests go to the in-process server. */
   const fetchCrl = async (url: string) => {
     const r = await s.app.inject({ method: 'GET', url: new URL(url).pathname });

@@ -2,13 +2,12 @@ import 'reflect-metadata';
 import https from 'node:https';
 import type { AddressInfo } from 'node:net';
 import type tls from 'node:tls';
-import type { LightMyRequestResponse } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ManualClock } from '../../src/core/clock.js';
-import { createMtlsAgent, createMtlsServer, createSvidSource, CrlCache, mtlsPeer, OcspCache, type PushSvidSource, type SvidMaterial } from '../../src/sdk/index.js';
+import { createMtlsAgent, createMtlsServer, createSvidSource, CrlCache, mtlsPeer, OcspCache, type PushSvidSource } from '../../src/sdk/index.js';
 import { TEST_DATABASES } from '../support/databases.js';
-import { makeCsr } from '../support/pki.js';
 import { type TestServer, startTestServer } from '../support/server.js';
+import { bundleOf, svidFrom } from '../support/svid.js';
 
 /**
  * The SDK's mTLS against SVIDs issued by a real control plane: SPIFFE ID authorization,
@@ -35,15 +34,8 @@ describe.each(TEST_DATABASES)('SDK mTLS with Rampart SVIDs ($name)', (database) 
     await s?.close();
   });
 
-  const bundle = async () => (await s.app.inject({ method: 'GET', url: '/v1/pki/ca/pem' })).body;
-  /** A fresh SVID for `id` from the server's current intermediate, with the current bundle. */
-  async function svidFor(id: string): Promise<SvidMaterial & { serial: string }> {
-    const csr = await makeCsr();
-    const r: LightMyRequestResponse = await s.app.inject({ method: 'POST', url: '/v1/pki/sign', headers: admin, payload: { csr: csr.pem, spiffe_id: id, ttl: '1h' } });
-    expect(r.statusCode, r.body).toBe(200);
-    const body = r.json() as { certificate: string; issuing_ca: string; serial_number: string };
-    return { svidPem: `${body.certificate.trim()}\n${body.issuing_ca.trim()}\n`, keyPem: csr.keyPem, bundlePem: await bundle(), serial: body.serial_number };
-  }
+  const bundle = () => bundleOf(s);
+  const svidFor = (id: string) => svidFrom(s, id);
   /** The SVIDs name the advertised address; the test server listens on an ephemeral port. */
   const fetchCrl = async (url: string) => {
     const path = new URL(url).pathname;

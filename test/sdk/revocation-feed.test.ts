@@ -6,7 +6,6 @@ import type { AddressInfo } from 'node:net';
 import type tls from 'node:tls';
 import * as x509 from '@peculiar/x509';
 import fc from 'fast-check';
-import type { LightMyRequestResponse } from 'fastify';
 import { request } from 'undici';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { ManualClock } from '../../src/core/clock.js';
@@ -18,10 +17,10 @@ import { CrlCache, createMtlsAgent, createMtlsDispatcher, createMtlsServer, crea
 import { httpsFetcher, MAX_CRL_BYTES, MAX_OCSP_RESPONSE_BYTES } from '../../src/sdk/mtls.js';
 import { controlPlaneOf, isCurrent, isUnder, leaseSharedFeed, type RevocationNotices } from '../../src/sdk/revocation-feed.js';
 import { certificatesOf } from '../../src/sdk/svid.js';
-import { makeCsr } from '../support/pki.js';
 import { startProxy } from '../support/proxy.js';
 import { type TestServer, startTestServer } from '../support/server.js';
 import { until } from '../support/until.js';
+import { revokeSerial, svidFrom } from '../support/svid.js';
 
 /**
  * Issue 3, "revocable within seconds", on the relying-party side: SDK servers, agents and
@@ -48,7 +47,6 @@ const next = (feed: RevocationFeed, type: FeedChange['type']) =>
 
 describe('SDK revocation feed against a real control plane', () => {
   let s: TestServer;
-  let admin: Record<string, string>;
   let proxy: Awaited<ReturnType<typeof startProxy>>;
   const opened: { close(): unknown }[] = [];
   const now = () => s.clock.now();
@@ -68,7 +66,6 @@ describe('SDK revocation feed against a real control plane', () => {
   beforeAll(async () => {
     start = new Date(Math.floor(Date.now() / 1000) * 1000);
     s = await startTestServer({ listen: true, clock: new ManualClock(start) });
-    admin = { authorization: `Bearer ${s.adminToken}` };
     proxy = await startProxy(new URL(s.addr!));
   });
   // SVIDs are issued at the injected time, and OpenSSL checks them against the real one: no test
@@ -85,15 +82,8 @@ describe('SDK revocation feed against a real control plane', () => {
     await s?.close();
   });
 
-  const bundle = async () => (await s.app.inject({ method: 'GET', url: '/v1/pki/ca/pem' })).body;
-  async function svidFor(id: string): Promise<SvidMaterial & { serial: string }> {
-    const csr = await makeCsr();
-    const r: LightMyRequestResponse = await s.app.inject({ method: 'POST', url: '/v1/pki/sign', headers: admin, payload: { csr: csr.pem, spiffe_id: id, ttl: '1h' } });
-    expect(r.statusCode, r.body).toBe(200);
-    const body = r.json() as { certificate: string; issuing_ca: string; serial_number: string };
-    return { svidPem: `${body.certificate.trim()}\n${body.issuing_ca.trim()}\n`, keyPem: csr.keyPem, bundlePem: await bundle(), serial: body.serial_number };
-  }
-  const revoke = async (serial: string) => expect((await s.app.inject({ method: 'POST', url: '/v1/pki/revoke', headers: admin, payload: { serial_number: serial } })).statusCode).toBe(200);
+  const svidFor = (id: string) => svidFrom(s, id);
+  const revoke = (serial: string) => revokeSerial(s, serial);
 
   /** An mTLS server that accepts CLIENT_ID and OTHER_ID, with its refusals collected. */
   async function serve(options: Partial<Parameters<typeof createMtlsServer>[0]>): Promise<{ server: tls.Server; url: string; refused: Error[] }> {
