@@ -1,7 +1,4 @@
 import { createHash } from 'node:crypto';
-import { readdirSync, readFileSync } from 'node:fs';
-import { join, relative } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import {
@@ -21,6 +18,7 @@ import {
   verifyInclusion,
 } from '../../src/audit/merkle.js';
 import { AuditError, RampartError } from '../../src/core/errors.js';
+import { b64, loadProbes } from '../support/merkle-vectors.js';
 
 // ---------------------------------------------------------------------------------------------
 // Helpers. The reference hashing here is written from RFC 6962 §2.1 independently of the module.
@@ -131,8 +129,6 @@ const referenceLeaves = REFERENCE_LEAF_INPUTS.map(leafHash);
 // runs them in `proof/verify_test.go`. Hashes are standard base64 (Go's []byte JSON encoding) and
 // `proof` may be null.
 
-const VECTOR_DIR = fileURLToPath(new URL('../vectors/merkle/', import.meta.url));
-
 interface InclusionProbe {
   file: string;
   leafIdx: number;
@@ -153,27 +149,6 @@ interface ConsistencyProbe {
   proof: Uint8Array[];
   desc: string;
   wantErr: boolean;
-}
-
-function b64(s: unknown): Uint8Array {
-  if (typeof s !== 'string') throw new Error(`not a base64 string: ${String(s)}`);
-  const b = Buffer.from(s, 'base64');
-  if (b.toString('base64') !== s) throw new Error(`not canonical standard base64: ${s}`);
-  return new Uint8Array(b);
-}
-
-function jsonFiles(dir: string): string[] {
-  return readdirSync(dir, { withFileTypes: true })
-    .flatMap((e) => (e.isDirectory() ? jsonFiles(join(dir, e.name)) : e.name.endsWith('.json') ? [join(dir, e.name)] : []))
-    .sort();
-}
-
-function loadProbes(kind: 'inclusion' | 'consistency'): Record<string, unknown>[] {
-  return jsonFiles(join(VECTOR_DIR, kind)).map((path) => {
-    const raw = JSON.parse(readFileSync(path, 'utf8')) as Record<string, unknown>;
-    const proof = raw.proof === null ? [] : (raw.proof as unknown[]).map(b64);
-    return { ...raw, proof, file: relative(VECTOR_DIR, path) };
-  });
 }
 
 const inclusionProbes: InclusionProbe[] = loadProbes('inclusion').map((r) => ({

@@ -1,7 +1,4 @@
 import { createHash } from 'node:crypto';
-import { readdirSync, readFileSync } from 'node:fs';
-import { join, relative } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { consistencyProof, type Hash, inclusionProof, type LeafSource, leafHash, rootFromLeafHashes } from '../../src/audit/merkle.js';
@@ -18,6 +15,7 @@ import {
   verifySubtreeInclusion,
 } from '../../src/audit/subtree.js';
 import { AuditError } from '../../src/core/errors.js';
+import { b64, loadProbes } from '../support/merkle-vectors.js';
 
 // ---------------------------------------------------------------------------------------------
 // Helpers. The references here are written from RFC 6962 §2.1 and draft-ietf-plants-merkle-tree-certs
@@ -101,8 +99,6 @@ const flipBit = (h: Uint8Array, bit: number): Hash => {
 // uint64s: some exceed 2^53 and lose precision in JSON.parse, which cannot change the outcome since
 // the module refuses every integer that is not safe.
 
-const VECTOR_DIR = fileURLToPath(new URL('../vectors/merkle/', import.meta.url));
-
 interface Probe {
   file: string;
   desc: string;
@@ -124,27 +120,6 @@ interface ConsistencyProbe extends Probe {
   size: number;
   root1: Uint8Array;
   root2: Uint8Array;
-}
-
-function b64(s: unknown): Uint8Array {
-  if (typeof s !== 'string') throw new Error(`not a base64 string: ${String(s)}`);
-  const b = Buffer.from(s, 'base64');
-  if (b.toString('base64') !== s) throw new Error(`not canonical standard base64: ${s}`);
-  return new Uint8Array(b);
-}
-
-function jsonFiles(dir: string): string[] {
-  return readdirSync(dir, { withFileTypes: true })
-    .flatMap((e) => (e.isDirectory() ? jsonFiles(join(dir, e.name)) : e.name.endsWith('.json') ? [join(dir, e.name)] : []))
-    .sort();
-}
-
-function loadProbes(kind: 'subtreeinclusion' | 'subtreeconsistency'): Record<string, unknown>[] {
-  return jsonFiles(join(VECTOR_DIR, kind)).map((path) => {
-    const raw = JSON.parse(readFileSync(path, 'utf8')) as Record<string, unknown>;
-    const proof = raw.proof === null ? [] : (raw.proof as unknown[]).map(b64);
-    return { ...raw, proof, file: relative(VECTOR_DIR, path) };
-  });
 }
 
 const inclusionProbes: InclusionProbe[] = loadProbes('subtreeinclusion').map((r) => ({
