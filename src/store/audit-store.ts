@@ -9,6 +9,17 @@ import type { Database } from './schema.js';
 
 const TREE_ROW = 1;
 
+/** One aggregate row of {@link SqlAuditStore.entryBundle}; PostgreSQL returns counts as strings. */
+interface BundleRow {
+  body: Uint8Array | null;
+  n: number | string;
+  lo: number | string | null;
+  hi: number | string | null;
+  p: number | string;
+  fp: number | string | null;
+  longest: number | string | null;
+}
+
 // SQLite's per-row statements (see insert and #assignLeaves), compiled once.
 const insertEvent = new PreparedQuery(
   (
@@ -192,31 +203,40 @@ export class SqlAuditStore implements AuditStore {
     return rows.map((r) => ({ leafIndex: Number(r.leaf_index), payload: r.payload, leafHash: r.leaf_hash ?? '', prunedAt: r.pruned_at }));
   }
 
-  // Tile reads run once per tile request: plain SQL without the query builder, and a hash tile
-  // comes back as one string rather than 256 row objects (docs/audit.md, Performance).
+  // Tile reads run once per tile request: plain SQL without the query builder, and a tile comes
+  // back as one value rather than 256 row objects (docs/audit.md, Performance). On SQLite the
+  // concatenation runs over a subquery in index order instead of `group_concat(… order by …)`,
+  // which sorts its input again in a temporary B-tree (about half the cost of a bundle read).
+  // The order holds because SQLite never flattens an ordered subquery into an aggregate query
+  // (https://www.sqlite.org/optoverview.html#flattening, rule 16) and reads a co-routine's rows
+  // in the order it yields them.
   async tileHashesHex(height: number, start: number, end: number): Promise<string> {
-    const concat = (col: string, order: string) =>
-      this.dialect === 'postgres' ? sql.raw(`string_agg(${col}, '' order by ${order})`) : sql.raw(`group_concat(${col}, '' order by ${order})`);
-    const { rows } =
-      height === 0
-        ? await sql<{ h: string | null }>`select ${concat('leaf_hash', 'leaf_index')} as h from audit_events where leaf_index >= ${start} and leaf_index < ${end}`.execute(this.db)
-        : await sql<{ h: string | null }>`select ${concat('hash', 'idx')} as h from audit_tree_nodes where height = ${height} and idx >= ${start} and idx < ${end}`.execute(this.db);
-    return rows[0]?.h ?? '';
+    const leaves = height === 0;
+    const rows =
+      this.dialect === 'postgres'
+        ? leaves
+          ? sql<{ h: string | null }>`select string_agg(leaf_hash, '' order by leaf_index) as h from audit_events where leaf_index >= ${start} and leaf_index < ${end}`
+          : sql<{ h: string | null }>`select string_agg(hash, '' order by idx) as h from audit_tree_nodes where height = ${height} and idx >= ${start} and idx < ${end}`
+        : leaves
+          ? sql<{ h: string | null }>`select group_concat(leaf_hash, '') as h from (select leaf_hash from audit_events where leaf_index >= ${start} and leaf_index < ${end} order by leaf_index)`
+          : sql<{ h: string | null }>`select group_concat(hash, '') as h from (select hash from audit_tree_nodes where height = ${height} and idx >= ${start} and idx < ${end} order by idx)`;
+    return (await rows.execute(this.db)).rows[0]?.h ?? '';
   }
 
   async entryBundle(start: number, end: number): Promise<StoredBundle> {
     // The bundle is concatenated by the database: one value per bundle instead of 256 row objects.
     // SQLite's `||` on blobs yields text, which keeps every byte (NULs included) until the cast.
-    const encoded =
+    const query =
       this.dialect === 'postgres'
-        ? sql`string_agg(substring(int4send(octet_length(convert_to(payload, 'UTF8'))) from 3 for 2) || convert_to(payload, 'UTF8'), ''::bytea order by leaf_index)`
-        : sql`cast(group_concat(unhex(printf('%04x', length(cast(payload as blob)))) || cast(payload as blob), '' order by leaf_index) as blob)`;
-    const bytes = this.dialect === 'postgres' ? sql`octet_length(convert_to(payload, 'UTF8'))` : sql`length(cast(payload as blob))`;
-    const { rows } = await sql<{ body: Uint8Array | null; n: number | string; lo: number | string | null; hi: number | string | null; p: number | string; fp: number | string | null; longest: number | string | null }>`
-      select ${encoded} as body, count(*) as n, min(leaf_index) as lo, max(leaf_index) as hi, count(pruned_at) as p,
-        min(case when pruned_at is not null then leaf_index end) as fp, max(${bytes}) as longest
-      from audit_events where leaf_index >= ${start} and leaf_index < ${end}`.execute(this.db);
-    const r = rows[0];
+        ? sql<BundleRow>`select string_agg(substring(int4send(octet_length(convert_to(payload, 'UTF8'))) from 3 for 2) || convert_to(payload, 'UTF8'), ''::bytea order by leaf_index) as body,
+            count(*) as n, min(leaf_index) as lo, max(leaf_index) as hi, count(pruned_at) as p,
+            min(case when pruned_at is not null then leaf_index end) as fp, max(octet_length(convert_to(payload, 'UTF8'))) as longest
+          from audit_events where leaf_index >= ${start} and leaf_index < ${end}`
+        : sql<BundleRow>`select cast(group_concat(unhex(printf('%04x', length(cast(payload as blob)))) || cast(payload as blob), '') as blob) as body,
+            count(*) as n, min(leaf_index) as lo, max(leaf_index) as hi, count(pruned_at) as p,
+            min(case when pruned_at is not null then leaf_index end) as fp, max(length(cast(payload as blob))) as longest
+          from (select payload, leaf_index, pruned_at from audit_events where leaf_index >= ${start} and leaf_index < ${end} order by leaf_index)`;
+    const r = (await query.execute(this.db)).rows[0];
     const num = (v: number | string | null | undefined): number | null => (v === null || v === undefined ? null : Number(v));
     return {
       body: r?.body ?? new Uint8Array(0),

@@ -326,6 +326,59 @@ describe.each(TEST_DATABASES)('AuditStore with AuditLog on $name', (target) => {
     });
   });
 
+  describe('tiles and entry bundles', () => {
+    const database = freshDatabase(target);
+    const clock = new ManualClock();
+    const store = () => new SqlAuditStore(database().db, database().dialect);
+    const N = 300;
+
+    /** tlog-tiles entry bundle: each entry as a 2-byte big-endian length and its bytes. */
+    const bundleOf = (payloads: readonly string[]): Buffer =>
+      Buffer.concat(payloads.flatMap((p) => {
+        const bytes = Buffer.from(p, 'utf8');
+        const length = Buffer.alloc(2);
+        length.writeUInt16BE(bytes.length);
+        return [length, bytes];
+      }));
+
+    beforeAll(async () => {
+      const log = new AuditLog({ store: store(), clock, maxBatch: 64 });
+      await Promise.all(Array.from({ length: N }, (_, i) => log.append(auditEvent(clock, 'acme', i, i % 7 === 0 ? 'ünï€😀' : ''))));
+      await log.integrateAll();
+      // Leaf order stops following row order: rows 10 and 200 trade places (and leaf hashes).
+      const db = database().db;
+      const [a, b] = await Promise.all([10, 200].map((leaf) => db.selectFrom('audit_events').select(['id', 'leaf_hash']).where('leaf_index', '=', leaf).executeTakeFirstOrThrow()));
+      await db.updateTable('audit_events').set({ leaf_index: -1 }).where('id', '=', a!.id).execute();
+      await db.updateTable('audit_events').set({ leaf_index: 10, leaf_hash: b!.leaf_hash }).where('id', '=', b!.id).execute();
+      await db.updateTable('audit_events').set({ leaf_index: 200, leaf_hash: a!.leaf_hash }).where('id', '=', a!.id).execute();
+    });
+
+    const inLeafOrder = async (): Promise<Row[]> => (await allRows(database())).sort((x, y) => x.leaf_index! - y.leaf_index!);
+
+    it('builds an entry bundle of the range in leaf order, byte for byte', async () => {
+      const rows = await inLeafOrder();
+      expect(rows[10]!.id).toBeGreaterThan(rows[11]!.id);
+      for (const [start, end] of [[0, 256], [256, N], [8, 9], [0, 11]] as const) {
+        const got = await store().entryBundle(start, end);
+        expect(Buffer.from(got.body).equals(bundleOf(rows.slice(start, end).map((r) => r.payload)))).toBe(true);
+        expect(got).toMatchObject({ count: end - start, first: start, last: end - 1, pruned: 0, firstPruned: null });
+        expect(got.longest).toBe(Math.max(...rows.slice(start, end).map((r) => Buffer.byteLength(r.payload))));
+      }
+      expect(await store().entryBundle(N, N + 256)).toMatchObject({ count: 0, first: null, body: new Uint8Array(0) });
+    });
+
+    it('concatenates the hashes of a tile in index order, at level 0 and above', async () => {
+      const rows = await inLeafOrder();
+      expect(await store().tileHashesHex(0, 0, 256)).toBe(rows.slice(0, 256).map((r) => r.leaf_hash).join(''));
+      expect(await store().tileHashesHex(0, 256, N)).toBe(rows.slice(256).map((r) => r.leaf_hash).join(''));
+      // Interior nodes are stored from height 4 (subtrees of 16 leaves) up.
+      const nodes = await database().db.selectFrom('audit_tree_nodes').select(['idx', 'hash']).where('height', '=', 4).orderBy('idx').execute();
+      expect(nodes.map((n) => Number(n.idx))).toEqual(Array.from({ length: Math.floor(N / 16) }, (_, i) => i));
+      expect(await store().tileHashesHex(4, 0, nodes.length)).toBe(nodes.map((n) => n.hash).join(''));
+      expect(await store().tileHashesHex(4, 5, 9)).toBe(nodes.slice(5, 9).map((n) => n.hash).join(''));
+    });
+  });
+
   describe('integration in batches', () => {
     const database = freshDatabase(target);
     const clock = new ManualClock();
