@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import { request as httpsRequest, Agent, type AgentOptions } from 'node:https';
 import { performance } from 'node:perf_hooks';
 import { Worker, isMainThread, parentPort, workerData } from 'node:worker_threads';
+import { runWrk } from './wrk.js';
 
 /**
  * A small closed-loop HTTPS load generator for the benchmarks: `concurrency` workers, each with
@@ -10,7 +11,9 @@ import { Worker, isMainThread, parentPort, workerData } from 'node:worker_thread
  * By default the loop runs in a `worker_threads` worker, so the server under test keeps its event
  * loop to itself, as it would in a deployment; the two threads still share the machine's cores.
  * `BENCH_CLIENT=inline` runs it on the main thread instead (the mode of the figures recorded
- * before the worker existed: client and server then take turns on one event loop). It only ever
+ * before the worker existed: client and server then take turns on one event loop), and
+ * `BENCH_CLIENT=wrk` hands the load to wrk in a child process (./wrk.ts), a client cheap enough
+ * that a bare route measures the server rather than the client. It only ever
  * targets loopback addresses, and it stops by itself: no request is started after the deadline
  * and each request is abandoned after `requestTimeoutMs`.
  */
@@ -29,8 +32,19 @@ export interface LoadOptions {
   readonly requestTimeoutMs?: number;
 }
 
-/** Where the load generator runs: its own thread (`worker`), or the servers' event loop (`inline`). */
-export type LoadMode = 'worker' | 'inline';
+/**
+ * Where the load generator runs: its own thread (`worker`), the servers' event loop (`inline`),
+ * or wrk in a child process (`wrk`, ./wrk.ts).
+ */
+export type LoadMode = 'worker' | 'inline' | 'wrk';
+
+/** Latency in milliseconds at quantile q in [0, 1] of the successful requests; NaN when none. */
+export type Quantile = (q: number) => number;
+
+/** The nearest-rank quantiles of an ascending array of latencies. */
+export function quantilesOf(sorted: Float64Array): Quantile {
+  return (q) => percentile(sorted, q);
+}
 
 export interface LoadResult {
   readonly mode: LoadMode;
@@ -43,9 +57,13 @@ export interface LoadResult {
   /** The first failure seen, for the report. */
   readonly firstError: string | undefined;
   readonly elapsedMs: number;
-  /** Per-request latency in milliseconds, successful requests only, sorted ascending. */
-  readonly latenciesMs: Float64Array;
-  /** Process CPU time (all threads: servers, client, SQLite) over the window, milliseconds. */
+  /** Requests answered 2xx. */
+  readonly ok: number;
+  readonly latencyMs: Quantile;
+  /**
+   * Process CPU time over the window, milliseconds: all threads (servers, SQLite, and the client
+   * unless it is wrk, a process of its own).
+   */
   readonly cpuMs: number;
   /**
    * CPU time of the main thread over the window, milliseconds: the servers' event loop (and, in
@@ -59,16 +77,17 @@ export interface LoadResult {
   readonly eventLoopUtilization: number;
 }
 
-/** `BENCH_CLIENT`: `worker` (default) or `inline`. */
+/** `BENCH_CLIENT`: `worker` (default), `inline` or `wrk`. */
 export function loadMode(): LoadMode {
   const raw = process.env.BENCH_CLIENT ?? '';
   if (raw === '' || raw === 'worker') return 'worker';
-  if (raw === 'inline') return 'inline';
-  throw new Error(`BENCH_CLIENT must be "worker" or "inline" (got "${raw}")`);
+  if (raw === 'inline' || raw === 'wrk') return raw;
+  throw new Error(`BENCH_CLIENT must be "worker", "inline" or "wrk" (got "${raw}")`);
 }
 
 /** The `client` field of a bench's `env` line. */
 export function clientDescription(mode: LoadMode = loadMode()): string {
+  if (mode === 'wrk') return 'wrk, one thread, in a child process (BENCH_CLIENT=wrk): the servers own the main event loop and the client costs them nothing';
   return mode === 'worker'
     ? 'node:https keep-alive Agent in a worker_threads worker (BENCH_CLIENT=worker): the servers own the main event loop'
     : 'node:https keep-alive Agent on the main thread (BENCH_CLIENT=inline): same event loop as the servers';
@@ -311,10 +330,32 @@ export async function runLoad(agent: Agent, target: LoadTarget, options: LoadOpt
   const cpu0 = process.cpuUsage();
   const main0 = threadCpuMs();
   const elu0 = performance.eventLoopUtilization();
+  const measured = () => {
+    const cpu = process.cpuUsage(cpu0);
+    return { cpuMs: (cpu.user + cpu.system) / 1000, main1: threadCpuMs(), elu: performance.eventLoopUtilization(elu0) };
+  };
+  if (mode === 'wrk') {
+    const w = await runWrk(target, { concurrency: options.concurrency, durationMs: options.durationMs, requestTimeoutMs: options.requestTimeoutMs ?? 10_000 });
+    const { cpuMs, main1, elu } = measured();
+    const errors = w.statusErrors + w.transportErrors;
+    return {
+      mode,
+      requests: w.requests,
+      errors,
+      // wrk tells errors apart only as status ≥ 400 or transport failure.
+      statuses: { '<400': w.requests - w.statusErrors, '>=400': w.statusErrors, error: w.transportErrors },
+      firstError: errors > 0 ? `${w.statusErrors} answers with status >= 400 and ${w.transportErrors} transport failures (wrk reports no bodies)` : undefined,
+      elapsedMs: w.elapsedMs,
+      ok: w.requests - w.statusErrors,
+      latencyMs: w.latencyMs,
+      cpuMs,
+      mainThreadCpuMs: main0 === undefined || main1 === undefined ? undefined : main1 - main0,
+      clientCpuMs: undefined,
+      eventLoopUtilization: elu.utilization,
+    };
+  }
   const loop = mode === 'worker' && agent instanceof LoadAgent ? await agent.thread().run(target, options) : await closedLoop(agent, target, options);
-  const cpu = process.cpuUsage(cpu0);
-  const main1 = threadCpuMs();
-  const elu = performance.eventLoopUtilization(elu0);
+  const { cpuMs, main1, elu } = measured();
   const inline = mode === 'inline' || !(agent instanceof LoadAgent);
   return {
     mode: inline ? 'inline' : 'worker',
@@ -323,8 +364,9 @@ export async function runLoad(agent: Agent, target: LoadTarget, options: LoadOpt
     statuses: loop.statuses,
     firstError: loop.firstError,
     elapsedMs: loop.elapsedMs,
-    latenciesMs: loop.latenciesMs,
-    cpuMs: (cpu.user + cpu.system) / 1000,
+    ok: loop.latenciesMs.length,
+    latencyMs: quantilesOf(loop.latenciesMs),
+    cpuMs,
     mainThreadCpuMs: main0 === undefined || main1 === undefined ? undefined : main1 - main0,
     clientCpuMs: inline ? undefined : loop.threadCpuMs,
     eventLoopUtilization: elu.utilization,

@@ -10,7 +10,7 @@ import { createLogger } from '../src/core/logger.js';
 import { type Runtime, startRuntime } from '../src/runtime.js';
 import { createCredential, recordCredential } from '../src/secrets/database/dynamic-credentials.js';
 import { databasePlugin } from '../src/secrets/database/engine.js';
-import { type LoadTarget, keepAliveAgent, percentile, runLoad, send } from './load.js';
+import { type LoadTarget, type Quantile, keepAliveAgent, quantilesOf, runLoad, send } from './load.js';
 import { emitter, note, positiveNumber, round } from './report.js';
 import { listenHttps } from './listening.js';
 
@@ -41,10 +41,10 @@ const issues = Math.round(positiveNumber('BENCH_ISSUES', 300));
 const adminUrl = process.env.RAMPART_BENCH_TARGET_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
 const emit = emitter(BENCH);
 
-function emitLatency(name: string, sorted: Float64Array, count: number, elapsedMs: number): void {
+function emitLatency(name: string, latency: Quantile, count: number, elapsedMs: number): void {
   emit({ case: name, metric: 'throughput', value: round((count / elapsedMs) * 1000, 1), unit: 'ops/s' });
-  emit({ case: name, metric: 'p50', value: round(percentile(sorted, 0.5), 2), unit: 'ms' });
-  emit({ case: name, metric: 'p99', value: round(percentile(sorted, 0.99), 2), unit: 'ms' });
+  emit({ case: name, metric: 'p50', value: round(latency(0.5), 2), unit: 'ms' });
+  emit({ case: name, metric: 'p99', value: round(latency(0.99), 2), unit: 'ms' });
 }
 
 async function admin(url: string, statement: string): Promise<void> {
@@ -112,10 +112,10 @@ async function main(): Promise<void> {
       await call(`database/creds/${role}`, 'GET');
       sequential.push(performance.now() - t);
     }
-    emitLatency('issue-sequential', Float64Array.from(sequential).sort(), issues, performance.now() - started);
+    emitLatency('issue-sequential', quantilesOf(Float64Array.from(sequential).sort()), issues, performance.now() - started);
     const loaded = await runLoad(agent, creds, { concurrency, durationMs: seconds * 1000 });
     if (loaded.firstError) note(`issue-concurrent: first error: ${loaded.firstError}`);
-    emitLatency(`issue-concurrency-${concurrency}`, loaded.latenciesMs, loaded.requests - loaded.errors, loaded.elapsedMs);
+    emitLatency(`issue-concurrency-${concurrency}`, loaded.latencyMs, loaded.ok, loaded.elapsedMs);
     emit({ case: `issue-concurrency-${concurrency}`, metric: 'errors', value: loaded.errors, unit: 'count' });
     // Then reads of the role while the same issues run: a user's creation on PostgreSQL happens
     // outside the store transaction, so it must not hold up other requests (compare read-baseline).
@@ -125,7 +125,7 @@ async function main(): Promise<void> {
       runLoad(agent, creds, { concurrency, durationMs: seconds * 1000 }),
       runLoad(readers, readRole, { concurrency: 8, durationMs: seconds * 1000 }),
     ]).finally(() => readers.destroy());
-    emitLatency('read-during-issue', reads.latenciesMs, reads.requests - reads.errors, reads.elapsedMs);
+    emitLatency('read-during-issue', reads.latencyMs, reads.ok, reads.elapsedMs);
 
     await expiryCase(runtime, clock, base, token, role);
   } finally {
@@ -172,7 +172,7 @@ async function expiryCase(runtime: Runtime, clock: ManualClock, base: string, to
   const read: LoadTarget = { url: `${base}/v1/database/roles/${role}`, method: 'GET', headers: { 'x-vault-token': token } };
   try {
     const baseline = await runLoad(agent, read, { concurrency: 8, durationMs: seconds * 1000 });
-    emitLatency('read-baseline', baseline.latenciesMs, baseline.requests - baseline.errors, baseline.elapsedMs);
+    emitLatency('read-baseline', baseline.latencyMs, baseline.ok, baseline.elapsedMs);
 
     clock.advance(2 * 3600_000);
     let revoking = true;
@@ -205,10 +205,10 @@ async function expiryCase(runtime: Runtime, clock: ManualClock, base: string, to
     emit({ case: 'expiry', metric: 'remaining', value: await due(), unit: 'count' });
     emit({ case: 'expiry', metric: 'duration', value: round(elapsedMs / 1000, 2), unit: 's' });
     emit({ case: 'expiry', metric: 'rate', value: round((revoked / elapsedMs) * 1000, 1), unit: 'leases/s' });
-    const during = Float64Array.from(latencies).sort();
+    const during = quantilesOf(Float64Array.from(latencies).sort());
     emitLatency('read-during-expiry', during, latencies.length, elapsedMs);
     emit({ case: 'read-during-expiry', metric: 'errors', value: errors, unit: 'count' });
-    emit({ case: 'read-during-expiry', metric: 'p99_ratio_to_baseline', value: round(percentile(during, 0.99) / percentile(baseline.latenciesMs, 0.99), 2), unit: 'x' });
+    emit({ case: 'read-during-expiry', metric: 'p99_ratio_to_baseline', value: round(during(0.99) / baseline.latencyMs(0.99), 2), unit: 'x' });
   } finally {
     agent.destroy();
   }

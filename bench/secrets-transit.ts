@@ -7,7 +7,7 @@ import { createLogger } from '../src/core/logger.js';
 import { startRuntime } from '../src/runtime.js';
 import { decrypt, encrypt } from '../src/secrets/transit/encryption.js';
 import { TransitKeys } from '../src/secrets/transit/keys.js';
-import { type LoadTarget, keepAliveAgent, percentile, runLoad, send } from './load.js';
+import { type LoadTarget, type Quantile, keepAliveAgent, quantilesOf, runLoad, send } from './load.js';
 import { createThrowawayDatabase } from '../test/support/throwaway-database.js';
 import { emitter, note, positiveNumber, round } from './report.js';
 import { listenHttps } from './listening.js';
@@ -37,16 +37,16 @@ const emitLine = emitter(BENCH);
 let store: 'sqlite' | 'postgres' = 'sqlite';
 const emit = (line: Record<string, unknown>) => emitLine(line.case === undefined ? line : { case: line.case, store, ...line });
 
-function emitCase(name: string, ops: number, itemsPerOp: number, elapsedMs: number, sorted: Float64Array, errors: number): void {
+function emitCase(name: string, ops: number, itemsPerOp: number, elapsedMs: number, latency: Quantile, errors: number): void {
   emit({ case: name, metric: 'throughput', value: round((ops / elapsedMs) * 1000, 1), unit: 'ops/s' });
   if (itemsPerOp > 1) emit({ case: name, metric: 'items', value: round(((ops * itemsPerOp) / elapsedMs) * 1000, 1), unit: 'items/s' });
-  emit({ case: name, metric: 'p50', value: round(percentile(sorted, 0.5), 3), unit: 'ms' });
-  emit({ case: name, metric: 'p99', value: round(percentile(sorted, 0.99), 3), unit: 'ms' });
+  emit({ case: name, metric: 'p50', value: round(latency(0.5), 3), unit: 'ms' });
+  emit({ case: name, metric: 'p99', value: round(latency(0.99), 3), unit: 'ms' });
   emit({ case: name, metric: 'errors', value: errors, unit: 'count' });
 }
 
-/** Runs `op` back to back for the configured time; returns the count, elapsed time and sorted latencies. */
-async function closedLoop(op: () => Promise<unknown>): Promise<{ ops: number; elapsedMs: number; sorted: Float64Array }> {
+/** Runs `op` back to back for the configured time; returns the count, elapsed time and latency quantiles. */
+async function closedLoop(op: () => Promise<unknown>): Promise<{ ops: number; elapsedMs: number; latency: Quantile }> {
   const latencies: number[] = [];
   const started = performance.now();
   while (performance.now() - started < seconds * 1000) {
@@ -54,7 +54,7 @@ async function closedLoop(op: () => Promise<unknown>): Promise<{ ops: number; el
     await op();
     latencies.push(performance.now() - t);
   }
-  return { ops: latencies.length, elapsedMs: performance.now() - started, sorted: Float64Array.from(latencies).sort() };
+  return { ops: latencies.length, elapsedMs: performance.now() - started, latency: quantilesOf(Float64Array.from(latencies).sort()) };
 }
 
 async function main(): Promise<void> {
@@ -85,19 +85,19 @@ async function runOn(databaseUrl: string | undefined): Promise<void> {
 
     // In-process: each op opens the key as the engine does per request (two indexed reads, one unseal).
     const encryptOne = await closedLoop(async () => encrypt(await keys().open(ref), { plaintext }));
-    emitCase('inproc-encrypt', encryptOne.ops, 1, encryptOne.elapsedMs, encryptOne.sorted, 0);
+    emitCase('inproc-encrypt', encryptOne.ops, 1, encryptOne.elapsedMs, encryptOne.latency, 0);
     const decryptOne = await closedLoop(async () => decrypt(await keys().open(ref), { ciphertext: sample }));
-    emitCase('inproc-decrypt', decryptOne.ops, 1, decryptOne.elapsedMs, decryptOne.sorted, 0);
+    emitCase('inproc-decrypt', decryptOne.ops, 1, decryptOne.elapsedMs, decryptOne.latency, 0);
     const encryptBatch = await closedLoop(async () => {
       const key = await keys().open(ref);
       for (let i = 0; i < batchSize; i++) await encrypt(key, { plaintext });
     });
-    emitCase('inproc-encrypt-batch', encryptBatch.ops, batchSize, encryptBatch.elapsedMs, encryptBatch.sorted, 0);
+    emitCase('inproc-encrypt-batch', encryptBatch.ops, batchSize, encryptBatch.elapsedMs, encryptBatch.latency, 0);
     const decryptBatch = await closedLoop(async () => {
       const key = await keys().open(ref);
       for (let i = 0; i < batchSize; i++) await decrypt(key, { ciphertext: sample });
     });
-    emitCase('inproc-decrypt-batch', decryptBatch.ops, batchSize, decryptBatch.elapsedMs, decryptBatch.sorted, 0);
+    emitCase('inproc-decrypt-batch', decryptBatch.ops, batchSize, decryptBatch.elapsedMs, decryptBatch.latency, 0);
 
     await overHttps(runtime, plaintext);
   } finally {
@@ -131,7 +131,7 @@ async function overHttps(runtime: Awaited<ReturnType<typeof startRuntime>>, plai
       await runLoad(agent, target, { concurrency, durationMs: 500 });
       const r = await runLoad(agent, target, { concurrency, durationMs: seconds * 1000 });
       if (r.firstError) note(`${name}: first error: ${r.firstError}`);
-      emitCase(name, r.requests - r.errors, items, r.elapsedMs, r.latenciesMs, r.errors);
+      emitCase(name, r.ok, items, r.elapsedMs, r.latencyMs, r.errors);
     }
   } finally {
     agent.destroy();

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { resolveServerConfig } from '../src/core/config.js';
 import { createLogger } from '../src/core/logger.js';
 import { startRuntime } from '../src/runtime.js';
-import { type LoadTarget, clientDescription, keepAliveAgent, loadMode, percentile, runLoad, send } from './load.js';
+import { type LoadTarget, clientDescription, keepAliveAgent, loadMode, runLoad, send } from './load.js';
 import { emitter, note, positiveNumber, round } from './report.js';
 import { listenHttps } from './listening.js';
 
@@ -59,11 +59,11 @@ async function main(): Promise<void> {
       await runLoad(agent, target, { concurrency, durationMs: 500 });
       const r = await runLoad(agent, target, { concurrency, durationMs: seconds * 1000 });
       if (r.firstError) note(`${name}: first error: ${r.firstError}`);
-      const rate = ((r.requests - r.errors) / r.elapsedMs) * 1000;
-      const p99 = percentile(r.latenciesMs, 0.99);
+      const rate = (r.ok / r.elapsedMs) * 1000;
+      const p99 = r.latencyMs(0.99);
       figures[name] = { rate, p99 };
       emit({ case: name, metric: 'throughput', value: round(rate, 1), unit: 'req/s' });
-      emit({ case: name, metric: 'p50', value: round(percentile(r.latenciesMs, 0.5), 3), unit: 'ms' });
+      emit({ case: name, metric: 'p50', value: round(r.latencyMs(0.5), 3), unit: 'ms' });
       emit({ case: name, metric: 'p99', value: round(p99, 3), unit: 'ms' });
       emit({ case: name, metric: 'errors', value: r.errors, unit: 'count' });
       emit({ case: name, metric: 'cpu', value: round(r.cpuMs / r.elapsedMs, 2), unit: 'cores' });
