@@ -57,7 +57,7 @@ export interface LoadResult {
   /** The first failure seen, for the report. */
   readonly firstError: string | undefined;
   readonly elapsedMs: number;
-  /** Requests answered 2xx. */
+  /** Requests answered 2xx (with wrk: below 400, and in time). */
   readonly ok: number;
   readonly latencyMs: Quantile;
   /**
@@ -337,16 +337,17 @@ export async function runLoad(agent: Agent, target: LoadTarget, options: LoadOpt
   if (mode === 'wrk') {
     const w = await runWrk(target, { concurrency: options.concurrency, durationMs: options.durationMs, requestTimeoutMs: options.requestTimeoutMs ?? 10_000 });
     const { cpuMs, main1, elu } = measured();
-    const errors = w.statusErrors + w.transportErrors;
+    const errors = w.statusErrors + w.timeouts + w.transportErrors;
     return {
       mode,
-      requests: w.requests,
+      requests: w.requests + w.transportErrors,
       errors,
-      // wrk tells errors apart only as status ≥ 400 or transport failure.
-      statuses: { '<400': w.requests - w.statusErrors, '>=400': w.statusErrors, error: w.transportErrors },
-      firstError: errors > 0 ? `${w.statusErrors} answers with status >= 400 and ${w.transportErrors} transport failures (wrk reports no bodies)` : undefined,
+      // wrk tells answers apart only as status < 400 or ≥ 400; a timed-out one arrived late.
+      statuses: { '<400': w.requests - w.statusErrors, '>=400': w.statusErrors, timeout: w.timeouts, error: w.transportErrors },
+      firstError: errors > 0 ? `${w.statusErrors} answers with status >= 400, ${w.timeouts} timeouts and ${w.transportErrors} transport failures (wrk reports no bodies)` : undefined,
       elapsedMs: w.elapsedMs,
-      ok: w.requests - w.statusErrors,
+      // A late answer may also have a status ≥ 400: never below zero.
+      ok: Math.max(0, w.requests - w.statusErrors - w.timeouts),
       latencyMs: w.latencyMs,
       cpuMs,
       mainThreadCpuMs: main0 === undefined || main1 === undefined ? undefined : main1 - main0,

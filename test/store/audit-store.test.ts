@@ -377,6 +377,13 @@ describe.each(TEST_DATABASES)('AuditStore with AuditLog on $name', (target) => {
       expect(await store().tileHashesHex(4, 0, nodes.length)).toBe(nodes.map((n) => n.hash).join(''));
       expect(await store().tileHashesHex(4, 5, 9)).toBe(nodes.slice(5, 9).map((n) => n.hash).join(''));
     });
+
+    it('counts the pruned entries of a range and names the first', async () => {
+      await database().db.updateTable('audit_events').set({ payload: '', pruned_at: clock.now().toISOString() }).where('leaf_index', 'in', [30, 20]).execute();
+      expect(await store().entryBundle(0, 256)).toMatchObject({ count: 256, pruned: 2, firstPruned: 20 });
+      expect(await store().entryBundle(25, 31)).toMatchObject({ count: 6, pruned: 1, firstPruned: 30 });
+      expect(await store().entryBundle(31, 40)).toMatchObject({ count: 9, pruned: 0, firstPruned: null });
+    });
   });
 
   describe('integration in batches', () => {
