@@ -38,7 +38,10 @@ export interface LoadOptions {
  */
 export type LoadMode = 'worker' | 'inline' | 'wrk';
 
-/** Latency in milliseconds at quantile q in [0, 1] of the successful requests; NaN when none. */
+/**
+ * Latency in milliseconds at quantile q in [0, 1]; NaN when none: of the successful requests with
+ * node:https, of every answer with wrk (whose histogram does not tell statuses apart).
+ */
 export type Quantile = (q: number) => number;
 
 /** The nearest-rank quantiles of an ascending array of latencies. */
