@@ -37,7 +37,8 @@ import { emitter, note, positiveNumber, round } from './report.js';
  *   BENCH_AUDIT_CASES=online BENCH_AUDIT_SERVER=inline npx tsx bench/audit.ts
  *   RAMPART_BENCH_DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres npx tsx bench/audit.ts
  *
- * SQLite runs in a temporary directory with synchronous = FULL (what a server runs); with
+ * SQLite runs in a temporary directory as a server runs it (every commit's WAL frames fdatasync'ed
+ * before it is acknowledged, src/store/sqlite-durable-commit.ts); with
  * RAMPART_BENCH_DATABASE_URL the append, checkpoint and verify figures are also taken on a
  * throwaway PostgreSQL database. Everything runs through AuditLog, the Checkpointer and the
  * verifier, except the large proof trees, which are synthesized (see proofBench).

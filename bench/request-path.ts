@@ -190,7 +190,7 @@ async function benchStore(store: 'sqlite' | 'postgres', bare: CaseResult | undef
     };
     // Sanity: the full path answers 200 with the token's info before anything is measured.
     const selfBody = await checkedGet(server.agent, self);
-    note(`store ${store}: ${server.base} (${server.runtime.database.dialect}${store === 'sqlite' ? `, ${server.runtime.config.dataDir}/rampart.db, WAL, synchronous=FULL` : `, ${redactUrl(server.runtime.config.databaseUrl ?? '')}`})`);
+    note(`store ${store}: ${server.base} (${server.runtime.database.dialect}${store === 'sqlite' ? `, ${server.runtime.config.dataDir}/rampart.db, WAL, each commit's frames fdatasync'ed before it is answered` : `, ${redactUrl(server.runtime.config.databaseUrl ?? '')}`})`);
     if (!bareResult && startBareFor) bareResult = await startBareFor(server.runtime, selfBody);
     const settle = settleAudit(server.runtime);
     await settle();
