@@ -1,6 +1,7 @@
 import { type Kysely, type Migration, type MigrationProvider, Migrator, sql } from 'kysely';
 import type { Dialect } from './database.js';
 import { backfillTreeNodes } from './audit-tree-nodes.js';
+import { recompileVaultAcl } from './vault-acl-recompile.js';
 
 /**
  * Forward-only migrations, shared by SQLite and PostgreSQL. A migration is never edited once
@@ -733,6 +734,15 @@ function migrations(dialect: Dialect): Record<string, Migration> {
         for (const table of ['secrets_database_configs', 'secrets_database_static_roles'] as const) {
           await db.schema.alterTable(table).addColumn('pending_sealed_password', 'text').execute();
         }
+      },
+    },
+    '0027_vault_acl_precedence': {
+      async up(db: Kysely<unknown>) {
+        // Vault ACL policies were compiled to Cedar as the union of every matching rule; they
+        // are now compiled with Vault's most-specific-path precedence (src/secrets/acl/cedar.ts).
+        // Each tenant with ACL policies gets its `rampart` policy set recompiled from the stored
+        // HCL as a new active version, so a policy means after the upgrade what it means on Vault.
+        await recompileVaultAcl(db, dialect);
       },
     },
   };

@@ -142,6 +142,23 @@ describe.each(TEST_DATABASES)('node-vault sys and tokens ($name)', (database) =>
     expect((await refusal(root.addPolicy({ name: 'admin', rules: '' }))).status).toBe(400);
   });
 
+  it('lets the most specific path decide across a token’s policies, as Vault does', async () => {
+    await root.addPolicy({ name: 'team', rules: 'path "kv/data/*" { capabilities = ["create", "read", "update"] }' });
+    await root.addPolicy({ name: 'dropbox', rules: 'path "kv/data/dropbox/*" { capabilities = ["create"] }' });
+    const token = (await mint(root, { policies: ['team', 'dropbox'] })).auth.client_token;
+    const both = vaultClient(s, token);
+    await both.write('kv/data/dropbox/report', { data: { v: 1 } });
+    // `team` alone would grant read; the narrower `dropbox` pattern decides and grants create only.
+    expect(await refusal(both.read('kv/data/dropbox/report'))).toEqual({ status: 403, body: { errors: ['permission denied'] } });
+    await both.write('kv/data/shared', { data: { v: 2 } });
+    expect((await both.read('kv/data/shared')).data.data).toEqual({ v: 2 });
+    const caps = await both.write('sys/capabilities-self', { paths: ['kv/data/dropbox/report', 'kv/data/shared'] });
+    expect(caps.data).toMatchObject({ 'kv/data/dropbox/report': ['create'], 'kv/data/shared': ['create', 'read', 'update'] });
+    // A token with `team` only reads it.
+    const teamOnly = vaultClient(s, (await mint(root, { policies: ['team'] })).auth.client_token);
+    expect((await teamOnly.read('kv/data/dropbox/report')).data.data).toEqual({ v: 1 });
+  });
+
   it('serializes concurrent policy writes into successive policy versions', async () => {
     const names = ['c1', 'c2', 'c3', 'c4', 'c5'];
     await Promise.all(names.map((name) => root.addPolicy({ name, rules: `path "kv/data/${name}" { capabilities = ["read"] }` })));

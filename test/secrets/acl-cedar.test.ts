@@ -9,12 +9,14 @@ import { aclPoliciesToCedar, pathCondition } from '../../src/secrets/acl/cedar.j
 import { type AclCapability, type AclPolicy, parseAclPolicy } from '../../src/secrets/acl/hcl.js';
 
 /**
- * The ACL → Cedar translation (src/secrets/acl/cedar.ts) against a direct reading of Vault's
- * rules: a pattern is literal segments, `+` for exactly one non-empty segment, and an optional
- * trailing `*` for any suffix; a capability is granted when a matching rule lists it and no
- * matching rule lists `deny`. The reference below is a regular expression per pattern, written
- * independently of the translation; Cedar (cedar-wasm, through the real authorizer and its
- * entity attributes) must agree with it on random policies, paths and capabilities.
+ * The ACL → Cedar translation (src/secrets/acl/cedar.ts) against a port of Vault's own decision
+ * (vault/acl.go: `NewACL` merges the rules of each pattern, `AllowOperation` looks up an exact
+ * rule, for `list` also without the trailing `/`, then `CheckAllowedFromNonExactPaths` takes the
+ * longest plain glob and every `+` pattern that matches and keeps the greatest by its `less`). A
+ * pattern matches as a regular expression: literal segments, `+` for exactly one non-empty
+ * segment (Rampart's one departure: Vault lets `+` match an empty segment), and an optional
+ * trailing `*` for any suffix. Cedar (cedar-wasm, through the real authorizer and its entity
+ * attributes) must agree with it on random policies, paths and capabilities.
  */
 function referenceMatch(pattern: string, path: string): boolean {
   const star = pattern.endsWith('*');
@@ -26,10 +28,60 @@ function referenceMatch(pattern: string, path: string): boolean {
   return new RegExp(`^${source}${star ? '.*' : ''}$`, 's').test(path);
 }
 
+const isExact = (pattern: string) => !pattern.endsWith('*') && !pattern.split('/').includes('+');
+
+/** Vault's `wcPathDescr` and `less`: true when `a` has the lower priority. */
+interface Descr {
+  readonly firstWCOrGlob: number;
+  readonly wildcards: number;
+  readonly isPrefix: boolean;
+  readonly wcPath: string;
+  readonly pattern: string;
+}
+function descrOf(pattern: string): Descr {
+  const isPrefix = pattern.endsWith('*');
+  const wcPath = isPrefix ? pattern.slice(0, -1) : pattern;
+  const segmentWildcard = pattern.split('/').includes('+');
+  return {
+    firstWCOrGlob: segmentWildcard ? pattern.indexOf('+') : wcPath.length,
+    wildcards: wcPath.split('/').filter((s) => s === '+').length,
+    isPrefix,
+    wcPath,
+    pattern,
+  };
+}
+function less(a: Descr, b: Descr): boolean {
+  if (a.firstWCOrGlob !== b.firstWCOrGlob) return a.firstWCOrGlob < b.firstWCOrGlob;
+  if (a.isPrefix !== b.isPrefix) return a.isPrefix;
+  if (a.wildcards !== b.wildcards) return a.wildcards > b.wildcards;
+  if (a.wcPath.length !== b.wcPath.length) return a.wcPath.length < b.wcPath.length;
+  return a.wcPath < b.wcPath;
+}
+
 function referenceAllows(policies: readonly { name: string; policy: AclPolicy }[], roles: readonly string[], path: string, cap: AclCapability): boolean {
-  const rules = policies.filter((p) => roles.includes(p.name)).flatMap((p) => p.policy.rules);
-  const matching = rules.filter((r) => referenceMatch(r.path, path));
-  return matching.some((r) => r.capabilities.includes(cap)) && !matching.some((r) => r.capabilities.includes('deny'));
+  const merged = new Map<string, Set<AclCapability>>();
+  for (const p of policies.filter((q) => roles.includes(q.name))) {
+    for (const r of p.policy.rules) {
+      const caps = merged.get(r.path) ?? new Set<AclCapability>();
+      for (const c of r.capabilities) caps.add(c);
+      merged.set(r.path, caps);
+    }
+  }
+  const patterns = [...merged.keys()];
+  let decider = patterns.find((k) => isExact(k) && k === path);
+  if (decider === undefined && cap === 'list' && path.endsWith('/')) decider = patterns.find((k) => isExact(k) && k === path.slice(0, -1));
+  if (decider === undefined) {
+    const plainGlobs = patterns.filter((k) => k.endsWith('*') && !k.split('/').includes('+') && path.startsWith(k.slice(0, -1)));
+    const longest = plainGlobs.sort((a, b) => b.length - a.length)[0];
+    const candidates = [
+      ...(longest === undefined ? [] : [descrOf(longest)]),
+      ...patterns.filter((k) => k.split('/').includes('+') && referenceMatch(k, path)).map(descrOf),
+    ];
+    decider = candidates.reduce<Descr | undefined>((best, d) => (best === undefined || less(best, d) ? d : best), undefined)?.pattern;
+  }
+  if (decider === undefined) return false;
+  const caps = merged.get(decider)!;
+  return caps.has(cap) && !caps.has('deny');
 }
 
 const TENANT = 'acme';
@@ -64,32 +116,34 @@ async function cedarAllows(authorizer: CedarAuthorizer, roles: readonly string[]
   return d.decision === 'allow';
 }
 
-const segment = fc.constantFrom('a', 'b', 'ab', 'data', 'x.y');
+// Few, prefix-related segments, so that patterns overlap and precedence decides often.
+const segment = fc.constantFrom('a', 'b', 'ab', 'x.y');
 const patternArb = fc
-  .tuple(fc.array(fc.oneof(segment, fc.constant('+')), { minLength: 1, maxLength: 4 }), fc.constantFrom('', '*', '/*', '/'))
+  .tuple(fc.array(fc.oneof(segment, fc.constant('+')), { minLength: 1, maxLength: 3 }), fc.constantFrom('', '*', '/*', '/'))
   .map(([segs, end]) => `${segs.join('/')}${end}`)
   // `+*` is refused by the parser (a `+` is a whole segment); its test is below.
   .filter((p) => !p.includes('+*'));
 const pathArb = fc
-  .tuple(fc.array(fc.oneof(segment, fc.constant('')), { minLength: 1, maxLength: 5 }), fc.boolean())
+  .tuple(fc.array(fc.oneof(segment, fc.constant('')), { minLength: 1, maxLength: 4 }), fc.boolean())
   .map(([segs, slash]) => `${segs.join('/')}${slash ? '/' : ''}`);
-const ruleArb = fc.record({ path: patternArb, capabilities: fc.uniqueArray(fc.constantFrom<AclCapability>(...GRANTS, 'deny'), { minLength: 1, maxLength: 4 }) });
-const policiesArb = fc.array(fc.record({ name: fc.constantFrom('p0', 'p1', 'p2'), rules: fc.array(ruleArb, { minLength: 1, maxLength: 4 }) }), { minLength: 1, maxLength: 3 });
+const ruleArb = fc.record({ path: patternArb, capabilities: fc.uniqueArray(fc.constantFrom<AclCapability>(...GRANTS, 'deny'), { minLength: 0, maxLength: 4 }) });
+const policiesArb = fc.array(fc.record({ name: fc.constantFrom('p0', 'p1', 'p2'), rules: fc.array(ruleArb, { minLength: 1, maxLength: 5 }) }), { minLength: 1, maxLength: 3 });
 
 describe('Vault ACL translated into Cedar', () => {
   it('decides exactly as a direct reading of the rules', async () => {
     await fc.assert(
-      fc.asyncProperty(policiesArb, fc.subarray(['p0', 'p1', 'p2']), fc.array(fc.tuple(pathArb, fc.constantFrom(...GRANTS)), { minLength: 1, maxLength: 8 }), async (raw, roles, probes) => {
+      fc.asyncProperty(policiesArb, fc.subarray(['p0', 'p1', 'p2']), fc.array(fc.tuple(pathArb, fc.constantFrom(...GRANTS)), { minLength: 1, maxLength: 16 }), async (raw, roles, probes) => {
         const named = [...new Map(raw.map((p) => [p.name, p])).values()].map((p) => {
           const hcl = p.rules.map((r) => `path "${r.path}" {\n  capabilities = [${r.capabilities.map((c) => `"${c}"`).join(', ')}]\n}`).join('\n');
           return { name: p.name, policy: parseAclPolicy(hcl) };
         });
-        const authorizer = authorizerFor(aclPoliciesToCedar(TENANT, named)!);
+        // Rules without capabilities compile to nothing, yet still take part in precedence.
+        const authorizer = authorizerFor(aclPoliciesToCedar(TENANT, named) ?? '');
         for (const [path, cap] of probes) {
           expect({ path, cap, allowed: await cedarAllows(authorizer, roles, path, cap) }).toEqual({ path, cap, allowed: referenceAllows(named, roles, path, cap) });
         }
       }),
-      { numRuns: 120 },
+      { numRuns: 150 },
     );
   }, 120_000);
 
@@ -100,6 +154,37 @@ describe('Vault ACL translated into Cedar', () => {
     expect(await cedarAllows(authorizer, ['p0'], 'secret/app/admin', 'read')).toBe(false);
     expect(await cedarAllows(authorizer, ['p0'], 'secret/app/admin/x', 'read')).toBe(true);
     expect(await cedarAllows(authorizer, ['p1'], 'secret/app/config', 'read')).toBe(false);
+  });
+
+  it('lets the most specific pattern decide, as Vault does, across policies', async () => {
+    const broad = parseAclPolicy('path "secret/*" { capabilities = ["read", "list"] }');
+    const narrow = parseAclPolicy('path "secret/private/*" { capabilities = ["create"] }\npath "secret/open" { capabilities = ["read"] }');
+    const denyAll = parseAclPolicy('path "secret/*" { capabilities = ["deny"] }');
+    const authorizer = authorizerFor(aclPoliciesToCedar(TENANT, [{ name: 'broad', policy: broad }, { name: 'narrow', policy: narrow }, { name: 'lockdown', policy: denyAll }])!);
+    // The union of the two would grant read; Vault's narrower `secret/private/*` decides: create only.
+    expect(await cedarAllows(authorizer, ['broad', 'narrow'], 'secret/private/x', 'read')).toBe(false);
+    expect(await cedarAllows(authorizer, ['broad', 'narrow'], 'secret/private/x', 'create')).toBe(true);
+    expect(await cedarAllows(authorizer, ['broad', 'narrow'], 'secret/other', 'read')).toBe(true);
+    // Without the narrow policy, its pattern does not outrank anything.
+    expect(await cedarAllows(authorizer, ['broad'], 'secret/private/x', 'read')).toBe(true);
+    // A deny on a broader pattern gives way to an exact grant, and wins on its own pattern.
+    expect(await cedarAllows(authorizer, ['lockdown', 'narrow'], 'secret/open', 'read')).toBe(true);
+    expect(await cedarAllows(authorizer, ['lockdown', 'narrow'], 'secret/other', 'read')).toBe(false);
+    expect(await cedarAllows(authorizer, ['lockdown', 'broad'], 'secret/other', 'read')).toBe(false);
+  });
+
+  it('matches an exact pattern for list with the trailing slash, and only for list', async () => {
+    const policy = parseAclPolicy('path "secret/metadata" { capabilities = ["list", "read"] }\npath "secret/*" { capabilities = ["deny"] }');
+    const authorizer = authorizerFor(aclPoliciesToCedar(TENANT, [{ name: 'p0', policy }])!);
+    expect(await cedarAllows(authorizer, ['p0'], 'secret/metadata/', 'list')).toBe(true);
+    expect(await cedarAllows(authorizer, ['p0'], 'secret/metadata/', 'read')).toBe(false);
+    expect(await cedarAllows(authorizer, ['p0'], 'secret/metadata', 'read')).toBe(true);
+  });
+
+  it('refuses policies whose precedence would not fit in a Cedar file', () => {
+    // Nested globs a*, aa*, aaa*, …: every pattern is outranked by every longer one.
+    const rules = Array.from({ length: 201 }, (_, i) => `path "${'a'.repeat(i + 1)}*" { capabilities = ["read"] }`).join('\n');
+    expect(() => aclPoliciesToCedar(TENANT, [{ name: 'p0', policy: parseAclPolicy(rules) }])).toThrow(/precedence terms/);
   });
 
   it('never grants across tenants', async () => {
@@ -116,7 +201,9 @@ describe('Vault ACL translated into Cedar', () => {
 
   it("validates strictly against Rampart's schema, so the rampart store stays pushable", () => {
     const policy = parseAclPolicy('path "a/+/b/*" { capabilities = ["read", "deny"] }\npath "x" { capabilities = ["sudo"] }\npath "y/*" { capabilities = ["list"] }');
-    const text = aclPoliciesToCedar(TENANT, [{ name: 'p0', policy }])!;
+    const narrower = parseAclPolicy('path "a/+/b/c" { capabilities = ["update"] }\npath "x/" { capabilities = ["list"] }\npath "y/z*" { capabilities = [] }');
+    const text = aclPoliciesToCedar(TENANT, [{ name: 'p0', policy }, { name: 'p1', policy: narrower }])!;
+    expect(text.match(/unless/g)).toHaveLength(4);
     const answer = cedar.validate({ schema: rampartSchema(), policies: { staticPolicies: text }, validationSettings: { mode: 'strict' } });
     expect(answer).toMatchObject({ type: 'success', validationErrors: [] });
   });

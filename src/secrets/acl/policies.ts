@@ -50,7 +50,17 @@ export async function readAclPolicy(store: AclPolicyStore, tenant: string, name:
   return record;
 }
 
-async function publish(ports: AclPorts, clock: Clock, tenant: string, author: string, message: string): Promise<void> {
+/**
+ * Recompiles the tenant's ACL policies and activates the result as a new version of its
+ * `rampart` policy store when it differs from the active one; returns whether it did. Used when
+ * the translation itself changes (migration 0027), so stored HCL keeps Vault's meaning.
+ */
+export async function recompileAclPolicies(ports: AclPorts, clock: Clock, tenant: string, author: string, message: string): Promise<boolean> {
+  await ports.aclPolicies.lockTenant(tenant);
+  return publish(ports, clock, tenant, author, message, { onlyIfChanged: true });
+}
+
+async function publish(ports: AclPorts, clock: Clock, tenant: string, author: string, message: string, options: { onlyIfChanged?: boolean } = {}): Promise<boolean> {
   const all = await ports.aclPolicies.list(tenant);
   const cedar = aclPoliciesToCedar(
     tenant,
@@ -58,6 +68,7 @@ async function publish(ports: AclPorts, clock: Clock, tenant: string, author: st
   );
   const active = await ports.policies.active(tenant, RAMPART_POLICY_STORE);
   if (!active) throw new SecretsError('secrets.invalid_request', 'the tenant has no active rampart policy set to add ACL policies to');
+  if (options.onlyIfChanged && active.policies[ACL_POLICY_FILE] === cedar) return false;
   const files: Record<string, string> = { ...active.policies };
   if (cedar === undefined) delete files[ACL_POLICY_FILE];
   else files[ACL_POLICY_FILE] = cedar;
@@ -72,4 +83,5 @@ async function publish(ports: AclPorts, clock: Clock, tenant: string, author: st
     message,
     createdAt: clock.now().toISOString(),
   });
+  return true;
 }

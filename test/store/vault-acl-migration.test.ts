@@ -1,0 +1,73 @@
+import SqliteDatabase from 'better-sqlite3';
+import { Kysely, Migrator, PostgresDialect, SqliteDialect } from 'kysely';
+import pg from 'pg';
+import { describe, expect, it } from 'vitest';
+import { aclPoliciesToCedar } from '../../src/secrets/acl/cedar.js';
+import { parseAclPolicy } from '../../src/secrets/acl/hcl.js';
+import { StaticMigrationProvider, migrateToLatest } from '../../src/store/migrations.js';
+import { TEST_DATABASES } from '../support/databases.js';
+
+const BROAD = 'path "secret/*" { capabilities = ["read"] }';
+const NARROW = 'path "secret/private/*" { capabilities = ["create"] }';
+const SEED = 'permit (principal in Rampart::Role::"admin", action, resource);';
+
+describe.each(TEST_DATABASES)('migration 0027 on $name', (target) => {
+  it('recompiles each tenant’s Vault ACL policies with path precedence, and leaves an unchanged one alone', async () => {
+    const { url, drop } = await target.create();
+    const dialect = url ? 'postgres' : 'sqlite';
+    const db = new Kysely<Record<string, Record<string, unknown>>>({
+      dialect: url ? new PostgresDialect({ pool: new pg.Pool({ connectionString: url }) }) : new SqliteDialect({ database: new SqliteDatabase(':memory:') }),
+    });
+    try {
+      const provider = new StaticMigrationProvider(dialect);
+      const names = Object.keys(await provider.getMigrations()).sort();
+      const first = await new Migrator({ db, provider }).migrateTo(names[names.indexOf('0027_vault_acl_precedence') - 1]!);
+      expect(first.error).toBeUndefined();
+
+      const version = (tenant: string, files: Record<string, string>) => ({
+        tenant,
+        store: 'rampart',
+        version: 1,
+        hash: 'h',
+        policies: JSON.stringify(files),
+        schema: null,
+        status: 'active',
+        author: 'admin',
+        message: 'seed',
+        created_at: '2026-01-01T00:00:00.000Z',
+      });
+      // `acme` has overlapping patterns, compiled as they were before (a union: no `unless`).
+      const union = '@id("vault-acl/app/0")\npermit (principal in Rampart::Role::"app", action in [Rampart::Action::"vault:read"], resource is Rampart::VaultPath)\nwhen { true };';
+      // `solo` has one policy whose compilation precedence does not change.
+      const solo = aclPoliciesToCedar('solo', [{ name: 'only', policy: parseAclPolicy(BROAD) }])!;
+      for (const t of ['acme', 'solo']) await db.insertInto('tenants').values({ name: t, trust_domain: `${t}.test`, created_at: 't' }).execute();
+      await db.insertInto('policy_versions').values(version('acme', { 'seed.cedar': SEED, 'vault-acl.cedar': union })).execute();
+      await db.insertInto('policy_versions').values(version('solo', { 'seed.cedar': SEED, 'vault-acl.cedar': solo })).execute();
+      for (const [tenant, name, hcl] of [
+        ['acme', 'app', BROAD],
+        ['acme', 'private', NARROW],
+        ['solo', 'only', BROAD],
+      ] as const) {
+        await db.insertInto('acl_policies').values({ tenant, name, hcl, updated_at: 't' }).execute();
+      }
+
+      await migrateToLatest(db as never, dialect);
+
+      const rows = await db.selectFrom('policy_versions').select(['tenant', 'version', 'status', 'author', 'policies']).orderBy('tenant').orderBy('version').execute();
+      const expected = aclPoliciesToCedar('acme', [
+        { name: 'app', policy: parseAclPolicy(BROAD) },
+        { name: 'private', policy: parseAclPolicy(NARROW) },
+      ])!;
+      expect(expected).toContain('unless');
+      expect(rows.map((r) => [r.tenant, Number(r.version), r.status, r.author])).toEqual([
+        ['acme', 1, 'superseded', 'admin'],
+        ['acme', 2, 'active', 'rampart'],
+        ['solo', 1, 'active', 'admin'],
+      ]);
+      expect(JSON.parse(rows[1]!.policies as string)).toEqual({ 'seed.cedar': SEED, 'vault-acl.cedar': expected });
+    } finally {
+      await db.destroy();
+      await drop();
+    }
+  });
+});
