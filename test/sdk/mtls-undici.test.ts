@@ -5,6 +5,7 @@ import { type Dispatcher, fetch, request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ManualClock } from '../../src/core/clock.js';
 import { chainPem, createIntermediateCa, createRootCa, issueSvid } from '../../src/pki/ca.js';
+import { canonicalSerial } from '../../src/pki/issuer.js';
 import { exportPrivateKeyPkcs8Pem, generateKeyPair } from '../../src/pki/keys.js';
 import { parseSpiffeId } from '../../src/pki/spiffe.js';
 import { createMtlsDispatcher, createMtlsServer, createSvidSource, CrlCache, type MtlsDispatcherOptions, mtlsPeer, OcspCache, type PushSvidSource, SvidError, type SvidMaterial } from '../../src/sdk/index.js';
@@ -60,7 +61,8 @@ describe('createMtlsDispatcher', () => {
         handled++;
         const peer = mtlsPeer(req);
         if (req.url === '/close') res.setHeader('connection', 'close');
-        res.end(`${peer?.spiffeId} ${peer?.path[0]?.serialNumber}`);
+        // Canonical, as issued: the parsed certificate drops the 00 a serial with its high bit set carries.
+        res.end(`${peer?.spiffeId} ${canonicalSerial(peer?.path[0]?.serialNumber ?? '')}`);
       },
     });
     server.on('secureConnection', () => handshakes++);

@@ -333,7 +333,7 @@ describe.each(TEST_DATABASES)('AuditStore with AuditLog on $name', (target) => {
 
     it('stores payloads byte for byte and finds events by principal and resource ids with quotes, escapes and astral or lone surrogates', async () => {
       const ids = ['q"uote\\back', 'line\nbreak\u2028sep', 'astral😀é', 'lone\ud800x', '[1,"a"]'];
-      const events = ids.map((id, i) => ({ ...auditEvent(clock, 'acme', i, id), principal: { type: 'User', id, tenant: 'acme', auth_method: 'token' }, resource: { type: 'Tenant', id } }));
+      const events: AuditEvent[] = ids.map((id, i) => ({ ...auditEvent(clock, 'acme', i, id), principal: { type: 'User', id, tenant: 'acme', auth_method: 'token' }, resource: { type: 'Tenant', id } }));
       const log = new AuditLog({ store: store(), clock, maxBatch: 3 });
       await Promise.all(events.map((e) => log.append(e)));
       expect((await allRows(database())).map((r) => r.payload)).toEqual(events.map(serializeEvent));

@@ -1,7 +1,7 @@
 import SqliteDatabase from 'better-sqlite3';
 import { Kysely, Migrator, PostgresDialect, SqliteDialect } from 'kysely';
 import pg from 'pg';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { aclPoliciesToCedar } from '../../src/secrets/acl/cedar.js';
 import { parseAclPolicy } from '../../src/secrets/acl/hcl.js';
 import { StaticMigrationProvider, migrateToLatest } from '../../src/store/migrations.js';
@@ -12,7 +12,7 @@ const NARROW = 'path "secret/private/*" { capabilities = ["create"] }';
 const SEED = 'permit (principal in Rampart::Role::"admin", action, resource);';
 
 describe.each(TEST_DATABASES)('migration 0027 on $name', (target) => {
-  it('recompiles each tenant’s Vault ACL policies with path precedence, and leaves an unchanged one alone', async () => {
+  it('recompiles each tenant’s Vault ACL policies with path precedence, leaves an unchanged one alone, and skips one it cannot compile', async () => {
     const { url, drop } = await target.create();
     const dialect = url ? 'postgres' : 'sqlite';
     const db = new Kysely<Record<string, Record<string, unknown>>>({
@@ -40,9 +40,17 @@ describe.each(TEST_DATABASES)('migration 0027 on $name', (target) => {
       const union = '@id("vault-acl/app/0")\npermit (principal in Rampart::Role::"app", action in [Rampart::Action::"vault:read"], resource is Rampart::VaultPath)\nwhen { true };';
       // `solo` has one policy whose compilation precedence does not change.
       const solo = aclPoliciesToCedar('solo', [{ name: 'only', policy: parseAclPolicy(BROAD) }])!;
-      for (const t of ['acme', 'solo']) await db.insertInto('tenants').values({ name: t, trust_domain: `${t}.test`, created_at: 't' }).execute();
+      for (const t of ['acme', 'huge', 'solo']) await db.insertInto('tenants').values({ name: t, trust_domain: `${t}.test`, created_at: 't' }).execute();
       await db.insertInto('policy_versions').values(version('acme', { 'seed.cedar': SEED, 'vault-acl.cedar': union })).execute();
       await db.insertInto('policy_versions').values(version('solo', { 'seed.cedar': SEED, 'vault-acl.cedar': solo })).execute();
+      // `huge` names more distinct paths than the compiler takes: it keeps its old file, and the
+      // other tenants are migrated all the same.
+      await db.insertInto('policy_versions').values(version('huge', { 'seed.cedar': SEED, 'vault-acl.cedar': union })).execute();
+      for (let p = 0; p < 6; p++) {
+        const hcl = Array.from({ length: p === 5 ? 1 : 1000 }, (_, i) => `path "secret/p${p}/k${i}" { capabilities = ["read"] }`).join('\n');
+        await db.insertInto('acl_policies').values({ tenant: 'huge', name: `p${p}`, hcl, updated_at: 't' }).execute();
+      }
+      const warn = vi.spyOn(process, 'emitWarning').mockImplementation(() => undefined);
       for (const [tenant, name, hcl] of [
         ['acme', 'app', BROAD],
         ['acme', 'private', NARROW],
@@ -51,7 +59,12 @@ describe.each(TEST_DATABASES)('migration 0027 on $name', (target) => {
         await db.insertInto('acl_policies').values({ tenant, name, hcl, updated_at: 't' }).execute();
       }
 
-      await migrateToLatest(db as never, dialect);
+      try {
+        await migrateToLatest(db as never, dialect);
+        expect(warn.mock.calls.map((c) => String(c[0]))).toEqual([expect.stringMatching(/^tenant "huge": Vault ACL policies not recompiled \(.*5001 distinct paths/)]);
+      } finally {
+        warn.mockRestore();
+      }
 
       const rows = await db.selectFrom('policy_versions').select(['tenant', 'version', 'status', 'author', 'policies']).orderBy('tenant').orderBy('version').execute();
       const expected = aclPoliciesToCedar('acme', [
@@ -62,6 +75,7 @@ describe.each(TEST_DATABASES)('migration 0027 on $name', (target) => {
       expect(rows.map((r) => [r.tenant, Number(r.version), r.status, r.author])).toEqual([
         ['acme', 1, 'superseded', 'admin'],
         ['acme', 2, 'active', 'rampart'],
+        ['huge', 1, 'active', 'admin'],
         ['solo', 1, 'active', 'admin'],
       ]);
       expect(JSON.parse(rows[1]!.policies as string)).toEqual({ 'seed.cedar': SEED, 'vault-acl.cedar': expected });

@@ -143,7 +143,8 @@ export function parseAclPolicy(text: string): AclPolicy {
     expect('punct', '}');
     if (capabilities === undefined) fail(pathTok.line, pathTok.column, 'path block without capabilities');
     if (rules.length >= MAX_RULES) fail(pathTok.line, pathTok.column, `more than ${MAX_RULES} path blocks`);
-    rules.push({ path: pathTok.value, capabilities });
+    // Vault's parsePaths drops a leading `/`: request paths never start with one.
+    rules.push({ path: pathTok.value.startsWith('/') ? pathTok.value.slice(1) : pathTok.value, capabilities });
   }
   return { rules };
 }
