@@ -8,7 +8,6 @@ import type { Database } from './schema.js';
 
 const TREE_ROW = 1;
 
-
 /** One aggregate row of {@link SqlAuditStore.entryBundle}; PostgreSQL returns counts as strings. */
 interface BundleRow {
   body: Uint8Array | null;
@@ -110,8 +109,7 @@ export class SqlAuditStore implements AuditStore {
 
   /**
    * One statement per batch: an UPDATE joined to the batch's arrays on PostgreSQL (a round trip
-   * per row would dominate integration); on SQLite, which runs in-process, one cached UPDATE run
-   * per row inside the transaction, without building a query per leaf.
+   * per row would dominate integration), and to the batch's JSON array on SQLite.
    */
   async #assignLeaves(trx: Kysely<Database>, entries: Integration['entries']): Promise<void> {
     if (this.dialect === 'postgres') {
