@@ -1,11 +1,8 @@
-import SqliteDatabase from 'better-sqlite3';
-import { Kysely, Migrator, PostgresDialect, SqliteDialect } from 'kysely';
-import pg from 'pg';
 import { describe, expect, it, vi } from 'vitest';
 import { aclPoliciesToCedar } from '../../src/secrets/acl/cedar.js';
 import { parseAclPolicy } from '../../src/secrets/acl/hcl.js';
-import { StaticMigrationProvider, migrateToLatest } from '../../src/store/migrations.js';
 import { TEST_DATABASES } from '../support/databases.js';
+import { databaseBefore } from '../support/migration-database.js';
 
 const BROAD = 'path "secret/*" { capabilities = ["read"] }';
 const NARROW = 'path "secret/private/*" { capabilities = ["create"] }';
@@ -13,16 +10,8 @@ const SEED = 'permit (principal in Rampart::Role::"admin", action, resource);';
 
 describe.each(TEST_DATABASES)('migration 0027 on $name', (target) => {
   it('recompiles each tenant’s Vault ACL policies with path precedence, leaves an unchanged one alone, and skips one it cannot compile', async () => {
-    const { url, drop } = await target.create();
-    const dialect = url ? 'postgres' : 'sqlite';
-    const db = new Kysely<Record<string, Record<string, unknown>>>({
-      dialect: url ? new PostgresDialect({ pool: new pg.Pool({ connectionString: url }) }) : new SqliteDialect({ database: new SqliteDatabase(':memory:') }),
-    });
+    const { db, latest, close } = await databaseBefore(target, '0027_vault_acl_precedence');
     try {
-      const provider = new StaticMigrationProvider(dialect);
-      const names = Object.keys(await provider.getMigrations()).sort();
-      const first = await new Migrator({ db, provider }).migrateTo(names[names.indexOf('0027_vault_acl_precedence') - 1]!);
-      expect(first.error).toBeUndefined();
 
       const version = (tenant: string, files: Record<string, string>) => ({
         tenant,
@@ -60,7 +49,7 @@ describe.each(TEST_DATABASES)('migration 0027 on $name', (target) => {
       }
 
       try {
-        await migrateToLatest(db as never, dialect);
+        await latest();
         expect(warn.mock.calls.map((c) => String(c[0]))).toEqual([expect.stringMatching(/^tenant "huge": Vault ACL policies not recompiled \(.*5001 distinct paths/)]);
       } finally {
         warn.mockRestore();
@@ -80,8 +69,7 @@ describe.each(TEST_DATABASES)('migration 0027 on $name', (target) => {
       ]);
       expect(JSON.parse(rows[1]!.policies as string)).toEqual({ 'seed.cedar': SEED, 'vault-acl.cedar': expected });
     } finally {
-      await db.destroy();
-      await drop();
+      await close();
     }
   });
 });
