@@ -44,32 +44,23 @@ export class SqlAuditStore implements AuditStore {
   async insert(rows: readonly AuditRowInput[]): Promise<void> {
     if (rows.length === 0) return;
     for (const r of rows) requireEntrySize(r.payload);
-    const values = rows.map((r) => {
+    // One tuple per row, in the column order of both statements below.
+    const batch = rows.map((r) => {
       const f = r.index ?? indexFieldsOf(r.payload);
-      return {
-        tenant: r.tenant,
-        recorded_at: r.recordedAt,
-        payload: r.payload,
-        event_time: f.eventTime,
-        principal_id: f.principalId,
-        action: f.action,
-        resource: f.resource,
-        outcome: f.outcome,
-      };
+      return [r.tenant, r.recordedAt, r.payload, f.eventTime, f.principalId, f.action, f.resource, f.outcome];
     });
     if (this.dialect === 'postgres') {
       // One array parameter per column instead of eight parameters per row: PostgreSQL then
       // parses and binds a statement of constant size, whatever the group commit's batch size;
       // ids follow the array order, which is the append order.
-      const column = (pick: (v: (typeof values)[number]) => string | null) => values.map(pick);
+      const column = (i: number) => batch.map((row) => row[i] ?? null);
       await sql`insert into audit_events (tenant, recorded_at, payload, event_time, principal_id, action, resource, outcome)
-        select t, r, p, e, pr, a, res, o from unnest(${column((v) => v.tenant)}::text[], ${column((v) => v.recorded_at)}::text[], ${column((v) => v.payload)}::text[],
-          ${column((v) => v.event_time)}::text[], ${column((v) => v.principal_id)}::text[], ${column((v) => v.action)}::text[],
-          ${column((v) => v.resource)}::text[], ${column((v) => v.outcome)}::text[]) with ordinality as u(t, r, p, e, pr, a, res, o, n)
+        select t, r, p, e, pr, a, res, o from unnest(${column(0)}::text[], ${column(1)}::text[], ${column(2)}::text[],
+          ${column(3)}::text[], ${column(4)}::text[], ${column(5)}::text[],
+          ${column(6)}::text[], ${column(7)}::text[]) with ordinality as u(t, r, p, e, pr, a, res, o, n)
         order by n`.execute(this.db);
       return;
     }
-    const batch = values.map((v) => [v.tenant, v.recorded_at, v.payload, v.event_time, v.principal_id, v.action, v.resource, v.outcome]);
     await insertEvents(JSON.stringify(batch)).execute(this.db);
   }
 

@@ -126,6 +126,10 @@ interface Ranked {
   readonly trimmed: Shape | undefined;
   /** Its leading literal segments: every path it matches starts with them. */
   readonly literals: readonly string[];
+  /** The Cedar condition that it matches the path (steps 1 and 2 for an exact pattern, 4 otherwise). */
+  readonly matches: string;
+  /** For a glob or `+` pattern, the condition that it matches the path without its trailing `/` (step 3). */
+  readonly listed: string | undefined;
 }
 
 function rank(pattern: string): Ranked {
@@ -135,9 +139,10 @@ function rank(pattern: string): Ranked {
   const wildcards = segments.filter((s) => s === '+').length;
   const shape = { glob, segments };
   const open = segments.findIndex((seg, i) => seg === '+' || (glob && i === segments.length - 1));
+  const exact = !glob && wildcards === 0;
   return {
     pattern,
-    exact: !glob && wildcards === 0,
+    exact,
     // `*` only ends a pattern and `+` is a whole segment (hcl.ts), so the first of either is where
     // Vault's `firstWCOrGlob` points: the first `+`, or for a plain glob the length of its prefix.
     firstWildcard: pattern.search(/[+*]/),
@@ -148,6 +153,8 @@ function rank(pattern: string): Ranked {
     slashed: glob ? shape : { glob, segments: [...segments, ''] },
     trimmed: !glob && wildcards === 0 && segments.length > 1 && segments.at(-1) === '' ? { glob, segments: segments.slice(0, -1) } : undefined,
     literals: open === -1 ? segments : segments.slice(0, open),
+    matches: exact ? exactCondition([pattern]) : pathCondition(pattern),
+    listed: exact ? undefined : listedCondition(pattern),
   };
 }
 
@@ -188,8 +195,9 @@ function exactCondition(patterns: readonly string[]): string {
   return `(${set(patterns)}.contains(resource.path) || (action == ${LIST} && ${set(patterns.map((p) => `${p}/`))}.contains(resource.path)))`;
 }
 
-/** The `unless` conditions of one pattern's rules. */
+/** One pattern, ranked, with the `unless` conditions of its rules. */
 interface Precedence {
+  readonly ranked: Ranked;
   /** For its rules on the whole path. */
   readonly full: string | undefined;
   /** For a glob or `+` pattern's rules of `list` on the path without its trailing `/`. */
@@ -253,7 +261,7 @@ function precedenceOf(policies: readonly NamedAclPolicy[]): Map<string, Preceden
     const candidates = candidatesOf(r);
     if (r.exact) {
       // Two exact patterns share a path only as `list` on `r/`, where the exact `r/` decides.
-      out.set(r.pattern, { full: terms(candidates.filter((q) => q.pattern === `${r.pattern}/`), []), listed: undefined });
+      out.set(r.pattern, { ranked: r, full: terms(candidates.filter((q) => q.pattern === `${r.pattern}/`), []), listed: undefined });
       continue;
     }
     const exactOver: Ranked[] = [];
@@ -267,14 +275,14 @@ function precedenceOf(policies: readonly NamedAclPolicy[]): Map<string, Preceden
         if (overlap(r.shape, q.shape) || (q.trimmed !== undefined && overlap(r.shape, q.trimmed))) exactForListed.push(q);
         continue;
       }
-      if (overlap(r.shape, q.slashed)) listedFirst.push(`(${held(q)} && ${listedCondition(q.pattern)})`);
+      if (overlap(r.shape, q.slashed)) listedFirst.push(`(${held(q)} && ${q.listed})`);
       if (q !== r && outranks(q, r) && overlap(r.shape, q.shape)) {
-        fullOver.push(`(${held(q)} && ${pathCondition(q.pattern)})`);
-        listedOver.push(`(${held(q)} && ${listedCondition(q.pattern)})`);
+        fullOver.push(`(${held(q)} && ${q.matches})`);
+        listedOver.push(`(${held(q)} && ${q.listed})`);
       }
     }
     if (listedFirst.length > 0) fullOver.push(`(action == ${LIST} && (${listedFirst.join(' || ')}))`);
-    out.set(r.pattern, { full: terms(exactOver, fullOver), listed: terms(exactForListed, listedOver) });
+    out.set(r.pattern, { ranked: r, full: terms(exactOver, fullOver), listed: terms(exactForListed, listedOver) });
   }
   return out;
 }
@@ -283,19 +291,18 @@ function ruleToCedar(tenant: string, name: string, index: number, rule: AclRule,
   const tenantScope = `principal.tenant == ${str(tenant)} && resource.tenant == ${str(tenant)}`;
   const principal = `principal in Rampart::Role::${str(name)}`;
   const unless = (condition: string | undefined) => (condition === undefined ? '' : `\nunless { ${condition} }`);
-  const r = rank(rule.path);
-  const matches = r.exact ? exactCondition([r.pattern]) : pathCondition(r.pattern);
+  const r = precedence.ranked;
   const out: string[] = [];
   const granted = rule.capabilities.filter((c) => c !== 'deny');
   const deny = rule.capabilities.includes('deny');
   const id = (suffix: string) => `@id(${str(`vault-acl/${name}/${index}${suffix}`)})`;
   if (granted.length > 0) {
     const actions = granted.map((c) => `Rampart::Action::${str(`vault:${c}`)}`).join(', ');
-    out.push(`${id('')}\npermit (${principal}, action in [${actions}], resource is ${VAULT_PATH_TYPE})\nwhen { ${tenantScope} && ${matches} }${unless(precedence.full)};`);
+    out.push(`${id('')}\npermit (${principal}, action in [${actions}], resource is ${VAULT_PATH_TYPE})\nwhen { ${tenantScope} && ${r.matches} }${unless(precedence.full)};`);
   }
-  if (deny) out.push(`${id('/deny')}\nforbid (${principal}, action, resource is ${VAULT_PATH_TYPE})\nwhen { ${tenantScope} && ${matches} }${unless(precedence.full)};`);
-  if (!r.exact) {
-    const listed = `when { ${tenantScope} && ${listedCondition(r.pattern)} }${unless(precedence.listed)};`;
+  if (deny) out.push(`${id('/deny')}\nforbid (${principal}, action, resource is ${VAULT_PATH_TYPE})\nwhen { ${tenantScope} && ${r.matches} }${unless(precedence.full)};`);
+  if (r.listed !== undefined) {
+    const listed = `when { ${tenantScope} && ${r.listed} }${unless(precedence.listed)};`;
     if (granted.includes('list')) out.push(`${id('/list')}\npermit (${principal}, action == ${LIST}, resource is ${VAULT_PATH_TYPE})\n${listed}`);
     if (deny) out.push(`${id('/deny-list')}\nforbid (${principal}, action == ${LIST}, resource is ${VAULT_PATH_TYPE})\n${listed}`);
   }
