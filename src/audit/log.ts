@@ -208,11 +208,24 @@ export class AuditLog {
     };
   }
 
+  /**
+   * Integrates the backlog in whole batches and stops at the first partial one, which means it
+   * has caught up: what is appended meanwhile waits for the next call. Chasing every new row
+   * instead (as {@link integrateAll} does) ran, under a steady load, one small integration
+   * transaction per turn of the event loop (190/s of 39 rows each at 9,000 KV reads/s), each
+   * with its own statements, COMMIT and WAL flush; taking whole batches raised kv-read
+   * throughput by about 8 % (bench/README.md). An entry waits at most one interval longer, the
+   * wait it already had when the log was idle.
+   */
+  async integrateBacklog(): Promise<void> {
+    while ((await this.integrate()) >= this.#integrateBatch) await nextTurn();
+  }
+
   /** Starts background integration every `intervalMs`; errors are reported, never thrown. */
   startIntegrator(intervalMs: number, onError: (err: unknown) => void): void {
     this.stopIntegrator();
     this.#timer = setInterval(() => {
-      this.integrateAll().catch(onError);
+      this.integrateBacklog().catch(onError);
     }, intervalMs);
     this.#timer.unref();
   }

@@ -56,9 +56,13 @@ describe('AuditLog.rowFor', () => {
   });
 });
 
-describe('AuditLog.integrateAll', () => {
-  /** A store with `pending` rows that records how many event-loop turns passed during each batch. */
-  function pendingStore(pending: number) {
+describe('AuditLog.integrateAll and integrateBacklog', () => {
+  /**
+   * A store with `pending` rows that records the size of each integrated batch; `arriving` more
+   * rows are appended while each batch is integrated, as under a steady request load.
+   */
+  function pendingStore(initial: number, arriving = 0) {
+    let pending = initial;
     let next = 0;
     const batches: number[] = [];
     const store = {
@@ -67,6 +71,7 @@ describe('AuditLog.integrateAll', () => {
         const rows = Array.from({ length: Math.min(limit, pending - next) }, (_, i) => ({ id: next + i + 1, payload: `{"n":${next + i}}` }));
         if (rows.length === 0) return undefined;
         next += rows.length;
+        pending += arriving;
         batches.push(rows.length);
         return integrate(undefined, rows);
       },
@@ -89,5 +94,24 @@ describe('AuditLog.integrateAll', () => {
     expect(batches).toEqual([3, 3, 3, 1]);
     // Another task ran after each of the first three batches, before the next one started.
     for (const done of [1, 2, 3]) expect(turns).toContain(done);
+  });
+
+  it('integrates the backlog in whole batches and stops at the first partial one while rows keep arriving', async () => {
+    const { store, batches } = pendingStore(10, 2);
+    const log = new AuditLog({ store, clock: new ManualClock(), integrateBatch: 4 });
+    await log.integrateBacklog();
+    // 10 pending, 2 more arriving with each batch: 4 (8 left), 4 (6), 4 (4), 4 (2), then 2 < 4 stops it.
+    expect(batches).toEqual([4, 4, 4, 4, 2]);
+    // The 2 rows that arrived during the last batch wait for the next call; integrateAll would not have stopped.
+    await log.integrateBacklog();
+    expect(batches).toEqual([4, 4, 4, 4, 2, 2]);
+  });
+
+  it('integrateAll drains everything, a partial batch included', async () => {
+    const { store, batches } = pendingStore(6);
+    const log = new AuditLog({ store, clock: new ManualClock(), integrateBatch: 4 });
+    await log.integrateAll();
+    await log.integrateAll();
+    expect(batches).toEqual([4, 2]);
   });
 });

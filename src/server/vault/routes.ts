@@ -208,8 +208,20 @@ export const vaultRoutes =
       const body = req.body ?? {};
       if (typeof body !== 'object' || Array.isArray(body)) throw new SecretsError('secrets.invalid_request', 'the body must be a JSON object');
       const contentType = req.headers['content-type']?.split(';')[0]?.trim().toLowerCase();
+      const h = r.head;
+      // Field by field, not `...r.head`: V8 took about 3 µs per request over spreading the head
+      // and adding the fields below, 5 % of a KV read's CPU (bench/README.md, kv-read).
       const request: VaultRequest = {
-        ...r.head,
+        method: h.method,
+        path: h.path,
+        fullPath: h.fullPath,
+        query: h.query,
+        tenant: h.tenant,
+        stores: h.stores,
+        principal: h.principal,
+        token: h.token,
+        sourceIp: h.sourceIp,
+        wrapTtl: h.wrapTtl,
         body: body as Record<string, unknown>,
         contentType,
         requestId: req.id,
