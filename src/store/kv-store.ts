@@ -50,7 +50,7 @@ export class SqlKvStore implements KvStore {
   }
 
   async readVersion(k: KvKey, version: number): Promise<{ metadata: KvMetadataRecord; version: KvVersionRecord | undefined } | undefined> {
-    const [r] = await metadataWithVersion.execute(this.db, { ...keyParams(k), version });
+    const [r] = await metadataWithVersion.execute(this.db, { tenant: k.tenant, mount: k.mount, path: k.path, version });
     if (!r) return undefined;
     const metadata = toMetadata(r);
     if (r.v_version === null) return { metadata, version: undefined };
@@ -101,7 +101,7 @@ export class SqlKvStore implements KvStore {
   }
 
   async version(k: KvKey, version: number): Promise<KvVersionRecord | undefined> {
-    const [r] = await versionOf.execute(this.db, { ...keyParams(k), version });
+    const [r] = await versionOf.execute(this.db, { tenant: k.tenant, mount: k.mount, path: k.path, version });
     return r && toVersion(r);
   }
 
