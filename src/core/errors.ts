@@ -31,6 +31,7 @@ export const ERROR_CODES = {
   'auth.token_expired': { status: 401, title: 'The token has expired' },
   'auth.token_revoked': { status: 401, title: 'The token has been revoked' },
   'auth.token_exhausted': { status: 401, title: 'The token has used all its uses' },
+  'auth.source_address_refused': { status: 403, title: 'The token may not be used from this client address' },
   'auth.client_cert_untrusted': { status: 401, title: 'The client certificate was not issued by this control plane' },
   'auth.client_cert_invalid': { status: 401, title: 'The client certificate carries no usable workload identity' },
   'auth.client_cert_revoked': { status: 401, title: 'The client certificate has been revoked' },

@@ -2,6 +2,7 @@ import { randomBytes, randomUUID } from 'node:crypto';
 import type { Clock } from '../core/clock.js';
 import { SecretsError } from '../core/errors.js';
 import type { AppRoleRecord, AppRoleSecretIdRecord, AppRoleStore, TokenRecord, TokenStore } from './store.js';
+import { addressAllowed } from './cidr.js';
 import { hashSecret, secretMatches } from './token.js';
 import { DEFAULT_TOKEN_TTL_MS, createToken } from './tokens.js';
 
@@ -25,6 +26,9 @@ export interface AppRoleSettings {
   readonly tokenTtl?: number | undefined;
   readonly tokenMaxTtl?: number | undefined;
   readonly tokenPeriod?: number | undefined;
+  /** Already validated (src/identity/cidr.ts `cidrListField`). */
+  readonly secretIdBoundCidrs?: readonly string[] | undefined;
+  readonly tokenBoundCidrs?: readonly string[] | undefined;
 }
 
 export function checkRoleName(name: string): void {
@@ -46,6 +50,8 @@ export async function writeAppRole(store: AppRoleStore, clock: Clock, tenant: st
     tokenMaxTtl: settings.tokenMaxTtl ?? existing?.tokenMaxTtl ?? 0,
     tokenPeriod: settings.tokenPeriod ?? existing?.tokenPeriod ?? 0,
     createdAt: existing?.createdAt ?? clock.now().toISOString(),
+    secretIdBoundCidrs: settings.secretIdBoundCidrs ?? existing?.secretIdBoundCidrs ?? [],
+    tokenBoundCidrs: settings.tokenBoundCidrs ?? existing?.tokenBoundCidrs ?? [],
   };
   await store.putRole(role);
   return role;
@@ -79,19 +85,26 @@ function loginFailed(): SecretsError {
   return new SecretsError('secrets.login_failed', 'invalid role ID or secret ID');
 }
 
-/** Checks the credentials, spends a use of the secret ID and creates the token, in the caller's transaction. */
+/**
+ * Checks the credentials, spends a use of the secret ID and creates the token, in the caller's
+ * transaction. A login from outside the role's `secret_id_bound_cidrs` fails like any other,
+ * before it spends a use: the answer does not tell a caller with a stolen secret ID that only
+ * its address was wrong.
+ */
 export async function appRoleLogin(
   stores: { readonly appRoles: AppRoleStore; readonly tokens: TokenStore },
   clock: Clock,
   tenant: string,
   roleId: string,
   secretId: string,
+  clientAddress: string | undefined,
 ): Promise<{ token: string; record: TokenRecord; role: AppRoleRecord }> {
   const role = await stores.appRoles.roleByRoleId(tenant, roleId);
   const parsed = SECRET_ID_RE.exec(secretId);
   const stored = parsed ? await stores.appRoles.getSecretId(parsed[1]!) : undefined;
   if (!role || !parsed || !stored || stored.tenant !== tenant || stored.role !== role.name || !secretMatches(parsed[2]!, stored.secretHash)) throw loginFailed();
   if (stored.expiresAt !== undefined && stored.expiresAt <= clock.now().toISOString()) throw loginFailed();
+  if (!addressAllowed(role.secretIdBoundCidrs, clientAddress)) throw loginFailed();
   if (!(await stores.appRoles.consumeSecretId(stored.accessor))) throw loginFailed();
   const { token, record } = await createToken(stores.tokens, clock, {
     tenant,
@@ -102,6 +115,7 @@ export async function appRoleLogin(
     periodMs: role.tokenPeriod > 0 ? role.tokenPeriod * 1000 : undefined,
     explicitMaxTtlMs: role.tokenMaxTtl > 0 ? role.tokenMaxTtl * 1000 : undefined,
     renewable: true,
+    boundCidrs: role.tokenBoundCidrs,
   });
   return { token, record, role };
 }

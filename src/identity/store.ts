@@ -50,6 +50,8 @@ export interface TokenRecord {
   readonly role?: string | undefined;
   /** Vault's `path`: `auth/token/create`, `auth/token/create/<role>[/<path_suffix>]`, … */
   readonly creationPath?: string | undefined;
+  /** Vault `bound_cidrs`: the CIDR blocks the token may be used from (src/identity/cidr.ts); absent: anywhere. */
+  readonly boundCidrs?: readonly string[] | undefined;
 }
 
 /** Storage for bearer tokens. Only the hash of a token's secret part is ever stored. */
@@ -89,6 +91,8 @@ export interface TokenRoleRecord {
   readonly tokenNumUses: number;
   readonly tokenNoDefaultPolicy: boolean;
   readonly updatedAt: string;
+  /** Vault `token_bound_cidrs`: given to every token created against the role; empty: none. */
+  readonly tokenBoundCidrs: readonly string[];
 }
 
 export interface TokenRoleStore {
@@ -115,6 +119,10 @@ export interface AppRoleRecord {
   readonly tokenMaxTtl: number;
   readonly tokenPeriod: number;
   readonly createdAt: string;
+  /** Vault `secret_id_bound_cidrs`: the blocks a login with any of the role's secret IDs must come from; empty: anywhere. */
+  readonly secretIdBoundCidrs: readonly string[];
+  /** Vault `token_bound_cidrs`: given to every token the role's logins create; empty: none. */
+  readonly tokenBoundCidrs: readonly string[];
 }
 
 export interface AppRoleSecretIdRecord {

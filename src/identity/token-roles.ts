@@ -7,9 +7,9 @@ import { MAX_TOKEN_TTL_MS, MAX_TOKEN_USES } from './tokens.js';
  * and the role branch of `handleCreateCommon` in vault/token_store.go): a named recipe for tokens
  * made with `auth/token/create/<role>`. Offered: `allowed_policies`, `disallowed_policies`,
  * `orphan`, `renewable`, `path_suffix`, `token_period` (alias `period`), `token_explicit_max_ttl`
- * (alias `explicit_max_ttl`), `token_num_uses`, `token_no_default_policy`, and `token_type`
- * `service`/`default-service`. What Rampart cannot honour is refused, never stored and ignored:
- * glob policy lists, CIDR binding, entity aliases, batch tokens, and `token_ttl`/`token_max_ttl`
+ * (alias `explicit_max_ttl`), `token_num_uses`, `token_no_default_policy`, `token_bound_cidrs`
+ * (alias `bound_cidrs`) and `token_type` `service`/`default-service`. What Rampart cannot honour
+ * is refused, never stored and ignored: glob policy lists, entity aliases, batch tokens, and `token_ttl`/`token_max_ttl`
  * (not fields of Vault's token roles either: the TTL comes with each create call).
  */
 export const ROLE_NAME_RE = /^\w(?:[\w.-]{0,126}\w)?$/;
@@ -28,14 +28,14 @@ export interface TokenRoleInput {
   readonly tokenExplicitMaxTtl?: number | undefined;
   readonly tokenNumUses?: number | undefined;
   readonly tokenNoDefaultPolicy?: boolean | undefined;
+  /** Already validated (src/identity/cidr.ts `cidrListField`). */
+  readonly tokenBoundCidrs?: readonly string[] | undefined;
 }
 
 /** Vault fields this build refuses, with the reason the caller is told. */
 export const UNSUPPORTED_ROLE_FIELDS: Readonly<Record<string, string>> = {
   allowed_policies_glob: 'glob policy lists are not offered; list the policies in allowed_policies',
   disallowed_policies_glob: 'glob policy lists are not offered; list the policies in disallowed_policies',
-  token_bound_cidrs: 'binding tokens to CIDRs is not offered',
-  bound_cidrs: 'binding tokens to CIDRs is not offered',
   allowed_entity_aliases: 'entity aliases are not offered',
   token_ttl: 'Vault token roles take no token_ttl: send ttl with auth/token/create/<role>, cap it with token_explicit_max_ttl',
   token_max_ttl: 'Vault token roles take no token_max_ttl: use token_explicit_max_ttl',
@@ -76,6 +76,7 @@ export function writeTokenRole(existing: TokenRoleRecord | undefined, tenant: st
     tokenNumUses: numUses,
     tokenNoDefaultPolicy: input.tokenNoDefaultPolicy ?? existing?.tokenNoDefaultPolicy ?? false,
     updatedAt: now.toISOString(),
+    tokenBoundCidrs: input.tokenBoundCidrs ?? existing?.tokenBoundCidrs ?? [],
   };
 }
 
@@ -93,6 +94,7 @@ export function tokenRoleData(role: TokenRoleRecord): Record<string, unknown> {
     path_suffix: role.pathSuffix,
     period: 0,
     renewable: role.renewable,
+    token_bound_cidrs: role.tokenBoundCidrs,
     token_explicit_max_ttl: role.tokenExplicitMaxTtl,
     token_no_default_policy: role.tokenNoDefaultPolicy,
     token_period: role.tokenPeriod,

@@ -1,5 +1,6 @@
 import type { Clock } from '../core/clock.js';
 import { AuthError, SecretsError, TokenError } from '../core/errors.js';
+import { addressAllowed } from './cidr.js';
 import type { Principal } from './principal.js';
 import type { TokenRecord, TokenStore } from './store.js';
 import { mintToken, parseToken, secretMatches } from './token.js';
@@ -46,6 +47,8 @@ export interface CreateTokenInput {
   readonly numUses?: number | undefined;
   readonly role?: string | undefined;
   readonly creationPath?: string | undefined;
+  /** CIDR blocks the token may be used from (validated by src/identity/cidr.ts); empty or undefined: anywhere. */
+  readonly boundCidrs?: readonly string[] | undefined;
   /**
    * The token the request was authenticated with, when one was: a use-limited token may not
    * create tokens (whichever API asks), or every use limit could be escaped by minting a fresh,
@@ -99,6 +102,7 @@ export async function createToken(
     ...(numUses === 0 ? {} : { numUses, usesLeft: numUses }),
     ...(input.role === undefined ? {} : { role: input.role }),
     ...(input.creationPath === undefined ? {} : { creationPath: input.creationPath }),
+    ...(input.boundCidrs === undefined || input.boundCidrs.length === 0 ? {} : { boundCidrs: [...input.boundCidrs] }),
   };
   await store.insert(record);
   return { token: minted.token, record };
@@ -107,12 +111,14 @@ export async function createToken(
 /**
  * Resolves a presented bearer token to its principal, or throws the AuthError that says why not.
  * A token that is malformed and one whose accessor is unknown get the same answer, so the
- * response does not confirm that an accessor exists.
+ * response does not confirm that an accessor exists. A token bound to CIDR blocks is refused
+ * from any other `clientAddress`, before it spends a use (Vault: `RemoteAddrIsOk` in CheckToken).
  */
 export async function authenticateToken(
   store: TokenStore,
   clock: Clock,
   presented: string,
+  clientAddress: string | undefined,
 ): Promise<{ principal: Principal; record: TokenRecord }> {
   const parsed = parseToken(presented);
   const record = parsed ? await store.get(parsed.accessor) : undefined;
@@ -125,6 +131,9 @@ export async function authenticateToken(
   const now = clock.now().toISOString();
   if (record.expiresAt !== null && record.expiresAt <= now) {
     throw new AuthError('auth.token_expired', 'the token has expired');
+  }
+  if (record.boundCidrs && !addressAllowed(record.boundCidrs, clientAddress)) {
+    throw new AuthError('auth.source_address_refused', 'the token may not be used from this client address');
   }
   // Every authenticated request spends a use, as in Vault, whatever is decided after; the
   // request that spends the last one still runs, and the token is revoked with it.

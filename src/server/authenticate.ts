@@ -43,7 +43,7 @@ export async function authenticate(req: FastifyRequest, deps: AuthenticationDeps
   if (cert) await refuseRevoked(cert, deps.certificates);
   const token = bearerToken(req);
   if (token !== undefined) {
-    const { principal, record } = await authenticateToken(deps.tokens, deps.clock, token);
+    const { principal, record } = await authenticateToken(deps.tokens, deps.clock, token, req.ip);
     return { principal, token: record };
   }
   if (cert) return { principal: await workloadPrincipal(cert, deps) };

@@ -24,6 +24,8 @@ export class SqlAppRoleStore implements AppRoleStore {
       token_ttl: role.tokenTtl,
       token_max_ttl: role.tokenMaxTtl,
       token_period: role.tokenPeriod,
+      secret_id_bound_cidrs: role.secretIdBoundCidrs.length > 0 ? JSON.stringify(role.secretIdBoundCidrs) : null,
+      token_bound_cidrs: role.tokenBoundCidrs.length > 0 ? JSON.stringify(role.tokenBoundCidrs) : null,
     };
     await this.db
       .insertInto('approle_roles')
@@ -107,5 +109,7 @@ function toRole(r: Selectable<AppRoleRolesTable>): AppRoleRecord {
     tokenMaxTtl: Number(r.token_max_ttl),
     tokenPeriod: Number(r.token_period),
     createdAt: r.created_at,
+    secretIdBoundCidrs: r.secret_id_bound_cidrs === null ? [] : (JSON.parse(r.secret_id_bound_cidrs) as string[]),
+    tokenBoundCidrs: r.token_bound_cidrs === null ? [] : (JSON.parse(r.token_bound_cidrs) as string[]),
   };
 }

@@ -745,6 +745,18 @@ function migrations(dialect: Dialect): Record<string, Migration> {
         await recompileVaultAcl(db, dialect);
       },
     },
+    '0028_bound_cidrs': {
+      async up(db: Kysely<unknown>) {
+        // CIDR binding (src/identity/cidr.ts), each a JSON array of blocks; null binds nothing.
+        // A token is used only from its blocks; a token role and an AppRole role hand theirs to
+        // the tokens they make; an AppRole secret ID logs in only from the role's blocks.
+        await db.schema.alterTable('tokens').addColumn('bound_cidrs', 'text').execute();
+        await db.schema.alterTable('vault_token_roles').addColumn('token_bound_cidrs', 'text').execute();
+        for (const column of ['secret_id_bound_cidrs', 'token_bound_cidrs']) {
+          await db.schema.alterTable('approle_roles').addColumn(column, 'text').execute();
+        }
+      },
+    },
   };
 }
 

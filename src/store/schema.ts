@@ -84,6 +84,8 @@ export interface TokensTable {
   /** 0023_vault_tokens_wrapping: the token role it was created against, and Vault's creation path. */
   role: string | null;
   creation_path: string | null;
+  /** 0028_bound_cidrs: JSON array of the CIDR blocks the token may be used from; null: anywhere. */
+  bound_cidrs: string | null;
 }
 
 export interface AuditEventsTable {
@@ -489,6 +491,9 @@ export interface AppRoleRolesTable {
   token_max_ttl: number;
   token_period: number;
   created_at: string;
+  /** 0028_bound_cidrs: JSON arrays of CIDR blocks; null: none. */
+  secret_id_bound_cidrs: string | null;
+  token_bound_cidrs: string | null;
 }
 
 export interface AppRoleSecretIdsTable {
@@ -610,6 +615,8 @@ export interface VaultTokenRolesTable {
   token_num_uses: number;
   token_no_default_policy: number;
   updated_at: string;
+  /** 0028_bound_cidrs: JSON array of CIDR blocks given to the role's tokens; null: none. */
+  token_bound_cidrs: string | null;
 }
 
 /** 0023_vault_tokens_wrapping: wrapped responses awaiting their single unwrap. */

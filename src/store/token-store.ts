@@ -31,6 +31,7 @@ export class SqlTokenStore implements TokenStore {
         uses_left: t.usesLeft ?? null,
         role: t.role ?? null,
         creation_path: t.creationPath ?? null,
+        bound_cidrs: t.boundCidrs && t.boundCidrs.length > 0 ? JSON.stringify(t.boundCidrs) : null,
       })
       .execute();
   }
@@ -58,6 +59,7 @@ export class SqlTokenStore implements TokenStore {
       ...(r.num_uses === null ? {} : { numUses: Number(r.num_uses), usesLeft: Number(r.uses_left ?? 0) }),
       ...(r.role === null ? {} : { role: r.role }),
       ...(r.creation_path === null ? {} : { creationPath: r.creation_path }),
+      ...(r.bound_cidrs === null ? {} : { boundCidrs: JSON.parse(r.bound_cidrs) as string[] }),
     };
   }
 

@@ -47,7 +47,7 @@ describe.each(TEST_DATABASES)('use-limited tokens on $name', (target) => {
 
   /** Authenticates `n` times at once, alternating replicas; the codes of the refusals. */
   async function race(token: string, n: number): Promise<{ ok: number[]; refused: string[] }> {
-    const results = await Promise.allSettled(Array.from({ length: n }, (_, i) => authenticateToken(storeOf(i), clock, token)));
+    const results = await Promise.allSettled(Array.from({ length: n }, (_, i) => authenticateToken(storeOf(i), clock, token, '127.0.0.1')));
     const ok: number[] = [];
     const refused: string[] = [];
     for (const r of results) {
@@ -71,9 +71,9 @@ describe.each(TEST_DATABASES)('use-limited tokens on $name', (target) => {
 
   it('refuses a replay after exhaustion with auth.token_exhausted', async () => {
     const { token } = await limited(1);
-    await authenticateToken(storeOf(0), clock, token);
-    await expect(authenticateToken(storeOf(1), clock, token)).rejects.toMatchObject({ code: 'auth.token_exhausted' });
-    await expect(authenticateToken(storeOf(0), clock, token)).rejects.toMatchObject({ code: 'auth.token_exhausted' });
+    await authenticateToken(storeOf(0), clock, token, '127.0.0.1');
+    await expect(authenticateToken(storeOf(1), clock, token, '127.0.0.1')).rejects.toMatchObject({ code: 'auth.token_exhausted' });
+    await expect(authenticateToken(storeOf(0), clock, token, '127.0.0.1')).rejects.toMatchObject({ code: 'auth.token_exhausted' });
   });
 
   it('never spends more uses than granted, for any limit and load (property)', async () => {
@@ -90,7 +90,7 @@ describe.each(TEST_DATABASES)('use-limited tokens on $name', (target) => {
 
   it('leaves unlimited tokens alone and refuses a use-limited creator', async () => {
     const { token, record } = await createToken(storeOf(0), clock, { tenant: 'acme', policies: [], displayName: 'u', ttlMs: 3_600_000, createdBy: null });
-    for (let i = 0; i < 3; i++) expect((await authenticateToken(storeOf(i), clock, token)).record.usesLeft).toBeUndefined();
+    for (let i = 0; i < 3; i++) expect((await authenticateToken(storeOf(i), clock, token, '127.0.0.1')).record.usesLeft).toBeUndefined();
     expect(await storeOf(0).spendUse(record.accessor, clock.now().toISOString())).toBeUndefined();
     const creator = (await limited(5)).record;
     await expect(createToken(storeOf(0), clock, { tenant: 'acme', policies: [], displayName: 'c', ttlMs: 1000, createdBy: null, creator })).rejects.toMatchObject({ code: 'token.use_limited' });

@@ -106,7 +106,7 @@ describe.each(TEST_DATABASES)('node-vault token roles and num_uses ($name)', (da
 
   it('refuses what it cannot honour instead of ignoring it', async () => {
     for (const [field, value] of [
-      ['token_bound_cidrs', ['10.0.0.0/8']],
+      ['allowed_entity_aliases', ['web-*']],
       ['allowed_policies_glob', 'app-*'],
       ['token_ttl', '1h'],
       ['token_type', 'batch'],

@@ -142,9 +142,12 @@ describe.each(TEST_DATABASES)('secrets stores on $name', (target) => {
   describe('AppRoleStore', () => {
     it('finds roles by name and role ID within the tenant and spends use limits exactly', async () => {
       const s = stores().appRoles;
-      const role = { tenant: 'acme', name: 'web', roleId: 'rid-1', policies: ['p'], secretIdTtl: 0, secretIdNumUses: 2, tokenTtl: 60, tokenMaxTtl: 0, tokenPeriod: 0, createdAt: at(1) };
+      const role = { tenant: 'acme', name: 'web', roleId: 'rid-1', policies: ['p'], secretIdTtl: 0, secretIdNumUses: 2, tokenTtl: 60, tokenMaxTtl: 0, tokenPeriod: 0, createdAt: at(1), secretIdBoundCidrs: ['10.0.0.0/8'], tokenBoundCidrs: ['10.1.0.0/16', '::1'] };
       await s.putRole(role);
       expect(await s.getRole('acme', 'web')).toEqual(role);
+      await s.putRole({ ...role, name: 'api', roleId: 'rid-2', secretIdBoundCidrs: [], tokenBoundCidrs: [] });
+      expect(await s.getRole('acme', 'api')).toMatchObject({ secretIdBoundCidrs: [], tokenBoundCidrs: [] });
+      expect(await s.deleteRole('acme', 'api')).toBe(true);
       expect(await s.roleByRoleId('acme', 'rid-1')).toEqual(role);
       expect(await s.roleByRoleId('globex', 'rid-1')).toBeUndefined();
       await s.insertSecretId({ accessor: 'acc1', tenant: 'acme', role: 'web', secretHash: 'h', usesLeft: 2, createdAt: at(1), expiresAt: undefined });

@@ -23,7 +23,7 @@ import { freshDatabase } from '../support/fresh-database.js';
  */
 const SCHEMA = {
   tenants: ['name', 'trust_domain', 'created_at'],
-  tokens: ['accessor', 'tenant', 'secret_hash', 'policies', 'display_name', 'created_by', 'created_at', 'expires_at', 'revoked_at', 'parent', 'period', 'creation_ttl', 'explicit_max_expires_at', 'renewable', 'num_uses', 'uses_left', 'role', 'creation_path'],
+  tokens: ['accessor', 'tenant', 'secret_hash', 'policies', 'display_name', 'created_by', 'created_at', 'expires_at', 'revoked_at', 'parent', 'period', 'creation_ttl', 'explicit_max_expires_at', 'renewable', 'num_uses', 'uses_left', 'role', 'creation_path', 'bound_cidrs'],
   audit_events: ['id', 'tenant', 'recorded_at', 'payload', 'leaf_index', 'leaf_hash', 'event_time', 'principal_id', 'action', 'resource', 'outcome', 'pruned_at'],
   audit_salt: ['id', 'ciphertext', 'created_at'],
   audit_subject_keys: ['key_id', 'tenant', 'subject_ref', 'sealed_key', 'created_at', 'erased_at'],
@@ -50,7 +50,7 @@ const SCHEMA = {
   kv_versions: ['tenant', 'mount', 'path', 'version', 'ciphertext', 'created_at', 'deletion_time', 'destroyed'],
   kv_config: ['tenant', 'mount', 'max_versions', 'cas_required', 'delete_version_after'],
   acl_policies: ['tenant', 'name', 'hcl', 'updated_at'],
-  approle_roles: ['tenant', 'name', 'role_id', 'policies', 'secret_id_ttl', 'secret_id_num_uses', 'token_ttl', 'token_max_ttl', 'token_period', 'created_at'],
+  approle_roles: ['tenant', 'name', 'role_id', 'policies', 'secret_id_ttl', 'secret_id_num_uses', 'token_ttl', 'token_max_ttl', 'token_period', 'created_at', 'secret_id_bound_cidrs', 'token_bound_cidrs'],
   approle_secret_ids: ['accessor', 'tenant', 'role', 'secret_hash', 'uses_left', 'created_at', 'expires_at'],
   cert_roles: ['tenant', 'name', 'allowed_spiffe_ids', 'policies', 'token_ttl', 'created_at'],
   secrets_leases: ['tenant', 'lease_id', 'engine', 'mount', 'issued_at', 'last_renewal_at', 'expires_at', 'max_expires_at', 'renewable', 'default_ttl', 'sealed_data', 'revoke_after', 'revoke_attempts', 'last_error'],
@@ -67,7 +67,7 @@ const SCHEMA = {
   pki_event_serials: ['issuer', 'sequence', 'serial_number'],
   pki_event_head: ['id', 'sequence', 'updated_at'],
   pki_crl_bases: ['issuer', 'crl_number', 'event_sequence', 'next_update'],
-  vault_token_roles: ['tenant', 'name', 'allowed_policies', 'disallowed_policies', 'orphan', 'renewable', 'path_suffix', 'token_period', 'token_explicit_max_ttl', 'token_num_uses', 'token_no_default_policy', 'updated_at'],
+  vault_token_roles: ['tenant', 'name', 'allowed_policies', 'disallowed_policies', 'orphan', 'renewable', 'path_suffix', 'token_period', 'token_explicit_max_ttl', 'token_num_uses', 'token_no_default_policy', 'updated_at', 'token_bound_cidrs'],
   vault_wrapped_responses: ['accessor', 'tenant', 'secret_hash', 'creation_path', 'creation_time', 'ttl', 'expires_at', 'wrapped_accessor', 'ciphertext'],
   kv1_entries: ['tenant', 'mount', 'path', 'ciphertext', 'created_at', 'updated_at'],
 } as const satisfies { readonly [T in keyof Database]: readonly (keyof Database[T])[] };

@@ -50,10 +50,12 @@ describe.each(TEST_DATABASES)('token role, wrapping and KV v1 stores on $name', 
       tokenNumUses: 3,
       tokenNoDefaultPolicy: true,
       updatedAt: '2026-01-01T00:00:00.000Z',
+      tokenBoundCidrs: ['10.0.0.0/8', '2001:db8::/32'],
     };
     await roles.put(role);
-    await roles.put({ ...role, name: 'api', orphan: false });
+    await roles.put({ ...role, name: 'api', orphan: false, tokenBoundCidrs: [] });
     expect(await roles.get('acme', 'web')).toEqual(role);
+    expect((await roles.get('acme', 'api'))?.tokenBoundCidrs).toEqual([]);
     expect(await roles.get('globex', 'web')).toBeUndefined();
     expect(await roles.list('acme')).toEqual(['api', 'web']);
     expect(await roles.list('globex')).toEqual([]);

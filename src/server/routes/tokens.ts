@@ -60,6 +60,9 @@ export const tokenRoutes =
             displayName: req.body.display_name ?? '',
             ttlMs,
             createdBy: `${principal.type}::${principal.id}`,
+            // A token bound to CIDR blocks makes tokens bound to the same ones: this API has no
+            // parent or role to decide otherwise, and must not be a way out of the binding.
+            boundCidrs: ctx.token?.boundCidrs,
             creator: ctx.token,
           });
           // A display name often names a person: it is recorded only sealed, erasable per subject.

@@ -1,6 +1,7 @@
 import type { FastifyPluginAsync } from 'fastify';
 import { SecretsError } from '../../core/errors.js';
 import { appRoleLogin, findSecretId, generateSecretId, requireAppRole, writeAppRole } from '../../identity/approle.js';
+import { cidrListField } from '../../identity/cidr.js';
 import type { AppRoleRecord, AppRoleSecretIdRecord } from '../../identity/store.js';
 import type { Runtime } from '../../runtime.js';
 import { optionalDurationSeconds, optionalInt, optionalString, optionalStringList } from '../../secrets/fields.js';
@@ -23,6 +24,39 @@ function parse(path: string): { name: string; sub: string } | undefined {
 
 function policiesOf(body: Readonly<Record<string, unknown>>): string[] | undefined {
   return optionalStringList(body, 'token_policies') ?? optionalStringList(body, 'policies');
+}
+
+/**
+ * Vault AppRole fields that would change what a role or secret ID allows and that Rampart does
+ * not honour: refused with 400 naming the field rather than stored and ignored, as token roles
+ * do (src/identity/token-roles.ts). A value that asks for Vault's default passes.
+ */
+const UNSUPPORTED_ROLE_FIELDS: Readonly<Record<string, { readonly harmless: (v: unknown) => boolean; readonly reason: string }>> = {
+  bind_secret_id: { harmless: (v) => v === true || v === 'true', reason: 'logins without a secret ID are not offered' },
+  local_secret_ids: { harmless: (v) => v === false || v === 'false', reason: 'local secret IDs are not offered (Rampart has no performance replicas)' },
+  token_num_uses: { harmless: (v) => v === 0 || v === '0', reason: 'use-limited AppRole tokens are not offered' },
+  token_explicit_max_ttl: { harmless: (v) => v === 0 || v === '0' || v === '', reason: 'use token_max_ttl' },
+  token_no_default_policy: { harmless: (v) => v === false || v === 'false', reason: 'AppRole tokens always carry the default policy' },
+  token_type: { harmless: (v) => v === '' || v === 'default' || v === 'service' || v === 'default-service', reason: 'batch tokens are not offered' },
+};
+
+/** Per-secret-ID restrictions of `role/<name>/secret-id`: only the role's own are offered. */
+const UNSUPPORTED_SECRET_ID_FIELDS: typeof UNSUPPORTED_ROLE_FIELDS = {
+  cidr_list: { harmless: isEmpty, reason: "per-secret-ID CIDR blocks are not offered; set the role's secret_id_bound_cidrs" },
+  token_bound_cidrs: { harmless: isEmpty, reason: "per-secret-ID token CIDR blocks are not offered; set the role's token_bound_cidrs" },
+  num_uses: { harmless: isEmpty, reason: "per-secret-ID use limits are not offered; set the role's secret_id_num_uses" },
+  ttl: { harmless: isEmpty, reason: "per-secret-ID TTLs are not offered; set the role's secret_id_ttl" },
+};
+
+function isEmpty(v: unknown): boolean {
+  return v === '' || v === 0 || v === '0' || (Array.isArray(v) && v.length === 0);
+}
+
+function refuseUnsupported(body: Readonly<Record<string, unknown>>, fields: typeof UNSUPPORTED_ROLE_FIELDS): void {
+  for (const [field, { harmless, reason }] of Object.entries(fields)) {
+    const v = body[field];
+    if (v !== undefined && v !== null && !harmless(v)) throw new SecretsError('secrets.invalid_request', `${field}: ${reason}`);
+  }
 }
 
 export function appRoleHandler(): VaultHandler {
@@ -66,6 +100,8 @@ export function appRoleHandler(): VaultHandler {
               token_ttl: r.tokenTtl,
               token_max_ttl: r.tokenMaxTtl,
               token_period: r.tokenPeriod,
+              secret_id_bound_cidrs: r.secretIdBoundCidrs,
+              token_bound_cidrs: r.tokenBoundCidrs,
               bind_secret_id: true,
             },
           };
@@ -74,6 +110,7 @@ export function appRoleHandler(): VaultHandler {
           await store.deleteRole(req.tenant, name);
           return { status: 204, audit: { role: name } };
         }
+        refuseUnsupported(b, UNSUPPORTED_ROLE_FIELDS);
         await writeAppRole(store, req.clock, req.tenant, name, {
           policies: policiesOf(b),
           secretIdTtl: optionalDurationSeconds(b, 'secret_id_ttl'),
@@ -81,6 +118,9 @@ export function appRoleHandler(): VaultHandler {
           tokenTtl: optionalDurationSeconds(b, 'token_ttl'),
           tokenMaxTtl: optionalDurationSeconds(b, 'token_max_ttl'),
           tokenPeriod: optionalDurationSeconds(b, 'token_period') ?? optionalDurationSeconds(b, 'period'),
+          // `bound_cidr_list` is Vault's deprecated name for secret_id_bound_cidrs.
+          secretIdBoundCidrs: cidrListField(b, 'secret_id_bound_cidrs') ?? cidrListField(b, 'bound_cidr_list'),
+          tokenBoundCidrs: cidrListField(b, 'token_bound_cidrs'),
         });
         return { status: 204, audit: { role: name } };
       }
@@ -93,6 +133,7 @@ export function appRoleHandler(): VaultHandler {
         return { status: 204, audit: { role: name } };
       }
       if (sub === 'secret-id/lookup' || sub === 'secret-id/destroy' || sub === 'secret-id-accessor/destroy') return secretIdAction(req, role, sub);
+      refuseUnsupported(b, UNSUPPORTED_SECRET_ID_FIELDS);
       const issued = await generateSecretId(store, req.clock, role);
       return {
         data: { secret_id: issued.secretId, secret_id_accessor: issued.accessor, secret_id_ttl: role.secretIdTtl, secret_id_num_uses: role.secretIdNumUses },
@@ -155,7 +196,7 @@ export const appRoleLoginRoute =
       // and only `wrap_info` leaves (wrapping.ts).
       const wrapTtl = requestedWrapTtl(req);
       const envelope = await ctx.transact<Record<string, unknown>>(200, async (stores) => {
-        const r = await appRoleLogin(stores, runtime.clock, tenant, roleId, secretId);
+        const r = await appRoleLogin(stores, runtime.clock, tenant, roleId, secretId, req.ip);
         const details = { role: r.role.name, created_accessor: r.record.accessor, policies: r.record.policies };
         const auth = authBlock(r.record, r.token, runtime.clock, { role_name: r.role.name });
         const answer = { request_id: req.id, lease_id: '', renewable: false, lease_duration: 0, data: null, wrap_info: null, warnings: null, auth };

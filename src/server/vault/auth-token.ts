@@ -2,6 +2,7 @@ import { roleUid } from '../../authz/entities.js';
 import { SecretsError, TokenError } from '../../core/errors.js';
 import type { TokenRecord } from '../../identity/store.js';
 import { parseToken, secretMatches } from '../../identity/token.js';
+import { cidrListField } from '../../identity/cidr.js';
 import { DEFAULT_TOKEN_TTL_MS, createToken, lookupToken, renewToken, revokeTokenTree } from '../../identity/tokens.js';
 import { UNSUPPORTED_ROLE_FIELDS, lesserSeconds, roleNumUses, rolePolicies, tokenRoleData, writeTokenRole } from '../../identity/token-roles.js';
 import type { TokenRoleRecord } from '../../identity/store.js';
@@ -153,6 +154,8 @@ interface MintOptions {
   readonly renewable: boolean;
   readonly creationPath: string;
   readonly role?: string;
+  /** The role's `token_bound_cidrs` when created against a role; else the caller's own binding applies. */
+  readonly roleBoundCidrs?: readonly string[];
   readonly warnings?: readonly string[];
 }
 
@@ -173,6 +176,9 @@ async function mint(req: VaultRequest, o: MintOptions): Promise<VaultResponse> {
     numUses: o.numUses,
     role: o.role,
     creationPath: o.creationPath,
+    // Vault (handleCreateCommon): a role's blocks replace the parent's; without a role a child
+    // (not an orphan) is bound to its parent's blocks.
+    boundCidrs: o.roleBoundCidrs ?? (o.orphan ? undefined : req.token?.boundCidrs),
     creator: req.token,
   });
   return {
@@ -260,6 +266,7 @@ async function createAgainstRole(req: VaultRequest, role: TokenRoleRecord): Prom
     renewable: (optionalBool(b, 'renewable') ?? true) && role.renewable,
     creationPath: `auth/token/create/${role.name}${role.pathSuffix === '' ? '' : `/${role.pathSuffix}`}`,
     role: role.name,
+    roleBoundCidrs: role.tokenBoundCidrs,
     warnings,
   });
 }
@@ -298,6 +305,7 @@ async function handleRole(req: VaultRequest, name: string): Promise<VaultRespons
       tokenExplicitMaxTtl: optionalDurationSeconds(b, 'token_explicit_max_ttl') ?? optionalDurationSeconds(b, 'explicit_max_ttl'),
       tokenNumUses: optionalInt(b, 'token_num_uses', Number.MIN_SAFE_INTEGER),
       tokenNoDefaultPolicy: optionalBool(b, 'token_no_default_policy'),
+      tokenBoundCidrs: cidrListField(b, 'token_bound_cidrs') ?? cidrListField(b, 'bound_cidrs'),
     },
     req.clock.now(),
   );
@@ -334,6 +342,7 @@ function lookupData(record: TokenRecord, clock: Clock): Record<string, unknown> 
   const created = Math.floor(Date.parse(record.createdAt) / 1000);
   return {
     accessor: record.accessor,
+    ...(record.boundCidrs === undefined ? {} : { bound_cidrs: record.boundCidrs }),
     creation_time: created,
     creation_ttl: record.creationTtl ?? (record.expiresAt === null ? 0 : seconds(Date.parse(record.expiresAt) - Date.parse(record.createdAt))),
     display_name: record.displayName,
