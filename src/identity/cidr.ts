@@ -7,7 +7,9 @@ import { SecretsError } from '../core/errors.js';
  * or a bare address for a single host), and whether a client address lies in one of them.
  * Matching is Node's own `net.BlockList`; this module only validates the notation and puts an
  * IPv4 client that reached a dual-stack socket (`::ffff:a.b.c.d`, RFC 4291 §2.5.5.2) back in
- * IPv4, where its blocks are written.
+ * IPv4, where its blocks are written. An IPv4 client is matched against IPv4 blocks only and an
+ * IPv6 client against IPv6 blocks only, as in Vault: a BlockList alone would match IPv4 clients
+ * against IPv6 blocks covering `::ffff:0:0/96`, so `::/0` would admit every IPv4 address.
  */
 
 /** At most this many blocks per list, each at most {@link MAX_CIDR_CHARS} characters. */
@@ -25,6 +27,8 @@ interface Block {
 function parseBlock(field: string, text: string): Block {
   const slash = text.indexOf('/');
   const address = slash < 0 ? text : text.slice(0, slash);
+  // A zone id (`fe80::1%eth0`) names an interface of this host, which matching cannot honour.
+  if (address.includes('%')) throw new SecretsError('secrets.invalid_request', `${field}: "${text}" has a zone id; write the block without it`);
   const family = isIPv4(address) ? 'ipv4' : isIPv6(address) ? 'ipv6' : undefined;
   if (!family) throw new SecretsError('secrets.invalid_request', `${field}: "${text}" is not an IP address or CIDR block`);
   const max = family === 'ipv4' ? 32 : 128;
@@ -54,16 +58,22 @@ export function cidrListField(body: Readonly<Record<string, unknown>>, field: st
   return blocks;
 }
 
-const lists = new Map<string, BlockList>();
+/** A list's blocks, one BlockList per family. */
+interface Families {
+  readonly ipv4: BlockList;
+  readonly ipv6: BlockList;
+}
 
-function blockListOf(cidrs: readonly string[]): BlockList {
+const lists = new Map<string, Families>();
+
+function blockListsOf(cidrs: readonly string[]): Families {
   const key = cidrs.join(',');
   let list = lists.get(key);
   if (!list) {
-    list = new BlockList();
+    list = { ipv4: new BlockList(), ipv6: new BlockList() };
     for (const c of cidrs) {
       const b = parseBlock('bound CIDR', c);
-      list.addSubnet(b.address, b.prefix, b.family);
+      list[b.family].addSubnet(b.address, b.prefix, b.family);
     }
     // Lists come from stored tokens and roles; a bounded cache keeps a long-lived server from
     // holding every list it ever saw.
@@ -83,5 +93,5 @@ export function addressAllowed(cidrs: readonly string[], address: string | undef
   const mapped = MAPPED_IPV4.exec(address)?.[1];
   const client = mapped && isIPv4(mapped) ? mapped : address;
   const family = isIPv4(client) ? 'ipv4' : isIPv6(client) ? 'ipv6' : undefined;
-  return family !== undefined && blockListOf(cidrs).check(client, family);
+  return family !== undefined && blockListsOf(cidrs)[family].check(client, family);
 }

@@ -62,6 +62,17 @@ describe('addressAllowed', () => {
     expect(addressAllowed(['10.0.0.0/8'], '::ffff:127.0.0.1')).toBe(false);
   });
 
+  it('matches an IPv4 client against IPv4 blocks only, and an IPv6 client against IPv6 blocks only', () => {
+    for (const v6 of ['::/0', '::/64', '::ffff:0:0/96']) {
+      expect(addressAllowed([v6], '8.8.8.8')).toBe(false);
+      expect(addressAllowed([v6], '::ffff:8.8.8.8')).toBe(false);
+    }
+    expect(addressAllowed(['0.0.0.0/0'], '::1')).toBe(false);
+    expect(addressAllowed(['0.0.0.0/0'], '2001:db8::1')).toBe(false);
+    expect(addressAllowed(['0.0.0.0/0', '::/0'], '2001:db8::1')).toBe(true);
+    expect(addressAllowed(['0.0.0.0/0', '::/0'], '8.8.8.8')).toBe(true);
+  });
+
   it('allows everything with an empty list and refuses an unknown or malformed client address', () => {
     expect(addressAllowed([], '203.0.113.9')).toBe(true);
     expect(addressAllowed(['0.0.0.0/0'], undefined)).toBe(false);
@@ -78,7 +89,7 @@ describe('cidrListField', () => {
   });
 
   it('refuses what is not an address or block, naming the field and the entry', () => {
-    for (const bad of ['10.0.0.0/33', '10.0.0/8', 'example.com', '::1/129', '10.0.0.0/-1', '10.0.0.0/8/8', '10.0.0.0/', '1.2.3.4/08x']) {
+    for (const bad of ['10.0.0.0/33', '10.0.0/8', 'example.com', '::1/129', '10.0.0.0/-1', '10.0.0.0/8/8', '10.0.0.0/', '1.2.3.4/08x', 'fe80::1%eth0/64', 'fe80::1%eth0']) {
       const err = errorOf(() => cidrListField({ token_bound_cidrs: [bad] }, 'token_bound_cidrs'));
       expect(isRampartError(err) && err.code).toBe('secrets.invalid_request');
       expect((err as Error).message).toContain('token_bound_cidrs');

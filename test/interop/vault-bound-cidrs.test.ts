@@ -28,8 +28,8 @@ describe.each(TEST_DATABASES)('node-vault CIDR binding ($name)', (database) => {
   }
 
   /** `GET /v1/auth/token/lookup-self` from `remoteAddress`, as a client there would send it. */
-  async function lookupSelfFrom(token: string, remoteAddress: string): Promise<{ status: number; body: Record<string, unknown> }> {
-    const r = await s.app.inject({ method: 'GET', url: '/v1/auth/token/lookup-self', headers: { 'x-vault-token': token }, remoteAddress });
+  async function lookupSelfFrom(token: string, remoteAddress: string, namespace = 'default'): Promise<{ status: number; body: Record<string, unknown> }> {
+    const r = await s.app.inject({ method: 'GET', url: '/v1/auth/token/lookup-self', headers: { 'x-vault-token': token, 'x-vault-namespace': namespace }, remoteAddress });
     return { status: r.statusCode, body: r.json() };
   }
 
@@ -98,6 +98,26 @@ describe.each(TEST_DATABASES)('node-vault CIDR binding ($name)', (database) => {
     expect((await lookupSelfFrom(free.auth.client_token, '198.51.100.1')).status).toBe(200);
   });
 
+  it('binds an orphan made by a bound token too: create-orphan, no_parent and another tenant are no way out', async () => {
+    await root.write('auth/token/roles/local-sudo', { allowed_policies: ['admin'], token_bound_cidrs: ['127.0.0.1/32'] });
+    const bound = await createAgainstRole('local-sudo');
+    const boundClient = vaultClient(s, bound.auth.client_token);
+    const orphans = [await mint(boundClient, { policies: ['admin'] }, true), await mint(boundClient, { policies: ['admin'], no_parent: true })];
+    await s.app.inject({ method: 'POST', url: '/v1/tenants', headers: { authorization: `Bearer ${s.adminToken}` }, payload: { name: 'elsewhere' } });
+    // Created in another tenant, the token is an orphan there, and needs no sudo.
+    const own = boundClient.token;
+    const elsewhere = (await vaultClient(s, bound.auth.client_token, 'elsewhere/').tokenCreate({ policies: ['default'] })) as MintedToken;
+    boundClient.token = own;
+    for (const [t, namespace] of [[orphans[0]!, 'default'], [orphans[1]!, 'default'], [elsewhere, 'elsewhere']] as const) {
+      expect(t.auth.orphan).toBe(true);
+      expect((await lookupSelfFrom(t.auth.client_token, '127.0.0.1', namespace)).status).toBe(200);
+      const refused = await lookupSelfFrom(t.auth.client_token, '198.51.100.7', namespace);
+      expect(refused.status).toBe(403);
+      expect(await lastEvent()).toMatchObject({ error_code: 'auth.source_address_refused' });
+    }
+    expect((await vaultClient(s, orphans[0]!.auth.client_token).tokenLookupSelf()).data.bound_cidrs).toEqual(['127.0.0.1/32']);
+  });
+
   it('refuses a block that is not one, naming the field, and keeps the role as it was', async () => {
     for (const [field, value] of [
       ['token_bound_cidrs', ['10.0.0.0/33']],
@@ -150,8 +170,10 @@ describe.each(TEST_DATABASES)('node-vault CIDR binding ($name)', (database) => {
       expect(JSON.stringify(refused.body), field).toContain(field);
     }
     expect((await refusal(root.getApproleRole({ role_name: 'odd' }))).status).toBe(404);
-    // Vault's defaults pass.
-    await root.write('auth/approle/role/odd', { bind_secret_id: true, token_num_uses: 0, token_type: 'default' });
+    // Vault's defaults pass, in every form clients send them.
+    await root.write('auth/approle/role/odd', { bind_secret_id: true, token_num_uses: 0, token_type: 'default', token_explicit_max_ttl: '0s', token_no_default_policy: '' });
+    await root.write('auth/approle/role/odd', { bind_secret_id: 'true', token_num_uses: '0', local_secret_ids: false, token_type: '' });
+    await root.write('auth/approle/role/odd/secret-id', { ttl: '0s', num_uses: 0, cidr_list: [] });
     for (const [field, value] of [
       ['cidr_list', ['10.0.0.0/8']],
       ['num_uses', 5],

@@ -4,7 +4,7 @@ import { appRoleLogin, findSecretId, generateSecretId, requireAppRole, writeAppR
 import { cidrListField } from '../../identity/cidr.js';
 import type { AppRoleRecord, AppRoleSecretIdRecord } from '../../identity/store.js';
 import type { Runtime } from '../../runtime.js';
-import { optionalDurationSeconds, optionalInt, optionalString, optionalStringList } from '../../secrets/fields.js';
+import { optionalBool, optionalDurationSeconds, optionalInt, optionalString, optionalStringList } from '../../secrets/fields.js';
 import { authBlock } from './auth-response.js';
 import type { VaultHandler, VaultPlan, VaultRequest, VaultRequestHead, VaultResponse } from './handler.js';
 import { vaultNamespaceTenant } from './namespace.js';
@@ -29,33 +29,43 @@ function policiesOf(body: Readonly<Record<string, unknown>>): string[] | undefin
 /**
  * Vault AppRole fields that would change what a role or secret ID allows and that Rampart does
  * not honour: refused with 400 naming the field rather than stored and ignored, as token roles
- * do (src/identity/token-roles.ts). A value that asks for Vault's default passes.
+ * do (src/identity/token-roles.ts). Each is read with the parser every other field uses, so a
+ * value that means Vault's default in any form a client sends it (`false`, `"false"`, `0`, `"0s"`,
+ * `""`) passes; `asks` says whether the body asks for what is not offered.
  */
-const UNSUPPORTED_ROLE_FIELDS: Readonly<Record<string, { readonly harmless: (v: unknown) => boolean; readonly reason: string }>> = {
-  bind_secret_id: { harmless: (v) => v === true || v === 'true', reason: 'logins without a secret ID are not offered' },
-  local_secret_ids: { harmless: (v) => v === false || v === 'false', reason: 'local secret IDs are not offered (Rampart has no performance replicas)' },
-  token_num_uses: { harmless: (v) => v === 0 || v === '0', reason: 'use-limited AppRole tokens are not offered' },
-  token_explicit_max_ttl: { harmless: (v) => v === 0 || v === '0' || v === '', reason: 'use token_max_ttl' },
-  token_no_default_policy: { harmless: (v) => v === false || v === 'false', reason: 'AppRole tokens always carry the default policy' },
-  token_type: { harmless: (v) => v === '' || v === 'default' || v === 'service' || v === 'default-service', reason: 'batch tokens are not offered' },
+interface Unsupported {
+  readonly asks: (body: Readonly<Record<string, unknown>>) => boolean;
+  readonly reason: string;
+}
+
+const positive = (n: number | undefined): boolean => (n ?? 0) > 0;
+
+const UNSUPPORTED_ROLE_FIELDS: Readonly<Record<string, Unsupported>> = {
+  bind_secret_id: { asks: (b) => optionalBool(b, 'bind_secret_id') === false, reason: 'logins without a secret ID are not offered' },
+  local_secret_ids: { asks: (b) => optionalBool(b, 'local_secret_ids') === true, reason: 'local secret IDs are not offered (Rampart has no performance replicas)' },
+  token_num_uses: { asks: (b) => positive(optionalInt(b, 'token_num_uses')), reason: 'use-limited AppRole tokens are not offered' },
+  token_explicit_max_ttl: { asks: (b) => positive(optionalDurationSeconds(b, 'token_explicit_max_ttl')), reason: 'use token_max_ttl' },
+  token_no_default_policy: { asks: (b) => optionalBool(b, 'token_no_default_policy') === true, reason: 'AppRole tokens always carry the default policy' },
+  token_type: {
+    asks: (b) => !['', 'default', 'service', 'default-service'].includes(optionalString(b, 'token_type', 32) ?? ''),
+    reason: 'batch tokens are not offered',
+  },
 };
 
 /** Per-secret-ID restrictions of `role/<name>/secret-id`: only the role's own are offered. */
-const UNSUPPORTED_SECRET_ID_FIELDS: typeof UNSUPPORTED_ROLE_FIELDS = {
-  cidr_list: { harmless: isEmpty, reason: "per-secret-ID CIDR blocks are not offered; set the role's secret_id_bound_cidrs" },
-  token_bound_cidrs: { harmless: isEmpty, reason: "per-secret-ID token CIDR blocks are not offered; set the role's token_bound_cidrs" },
-  num_uses: { harmless: isEmpty, reason: "per-secret-ID use limits are not offered; set the role's secret_id_num_uses" },
-  ttl: { harmless: isEmpty, reason: "per-secret-ID TTLs are not offered; set the role's secret_id_ttl" },
+const UNSUPPORTED_SECRET_ID_FIELDS: Readonly<Record<string, Unsupported>> = {
+  cidr_list: { asks: (b) => (cidrListField(b, 'cidr_list') ?? []).length > 0, reason: "per-secret-ID CIDR blocks are not offered; set the role's secret_id_bound_cidrs" },
+  token_bound_cidrs: {
+    asks: (b) => (cidrListField(b, 'token_bound_cidrs') ?? []).length > 0,
+    reason: "per-secret-ID token CIDR blocks are not offered; set the role's token_bound_cidrs",
+  },
+  num_uses: { asks: (b) => positive(optionalInt(b, 'num_uses')), reason: "per-secret-ID use limits are not offered; set the role's secret_id_num_uses" },
+  ttl: { asks: (b) => positive(optionalDurationSeconds(b, 'ttl')), reason: "per-secret-ID TTLs are not offered; set the role's secret_id_ttl" },
 };
 
-function isEmpty(v: unknown): boolean {
-  return v === '' || v === 0 || v === '0' || (Array.isArray(v) && v.length === 0);
-}
-
-function refuseUnsupported(body: Readonly<Record<string, unknown>>, fields: typeof UNSUPPORTED_ROLE_FIELDS): void {
-  for (const [field, { harmless, reason }] of Object.entries(fields)) {
-    const v = body[field];
-    if (v !== undefined && v !== null && !harmless(v)) throw new SecretsError('secrets.invalid_request', `${field}: ${reason}`);
+function refuseUnsupported(body: Readonly<Record<string, unknown>>, fields: Readonly<Record<string, Unsupported>>): void {
+  for (const [field, { asks, reason }] of Object.entries(fields)) {
+    if (asks(body)) throw new SecretsError('secrets.invalid_request', `${field}: ${reason}`);
   }
 }
 

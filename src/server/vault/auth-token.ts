@@ -176,9 +176,11 @@ async function mint(req: VaultRequest, o: MintOptions): Promise<VaultResponse> {
     numUses: o.numUses,
     role: o.role,
     creationPath: o.creationPath,
-    // Vault (handleCreateCommon): a role's blocks replace the parent's; without a role a child
-    // (not an orphan) is bound to its parent's blocks.
-    boundCidrs: o.roleBoundCidrs ?? (o.orphan ? undefined : req.token?.boundCidrs),
+    // A role's blocks replace the creator's (Vault's handleCreateCommon). Without a role the new
+    // token is bound to its creator's blocks, an orphan too: Vault binds only children with a
+    // parent, but here an orphan needs no `sudo` when made in another tenant, and neither
+    // create-orphan nor that may be a way out of the binding.
+    boundCidrs: o.roleBoundCidrs ?? req.token?.boundCidrs,
     creator: req.token,
   });
   return {
