@@ -3,17 +3,14 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TEST_DATABASES } from '../support/databases.js';
 import { makeCsr } from '../support/pki.js';
 import { type TestServer, startTestServer } from '../support/server.js';
-import { refusal, vaultClient } from '../support/vault.js';
+import { lastAuditEvent, refusal, vaultClient } from '../support/vault.js';
 
 /** AppRole and cert login, X-Vault-Namespace as tenants, through node-vault (docs/secrets.md, "Auth"). */
 describe.each(TEST_DATABASES)('node-vault auth methods ($name)', (database) => {
   let s: TestServer;
   let root: ReturnType<typeof vaultClient>;
 
-  async function lastEvent(): Promise<Record<string, unknown>> {
-    const row = await s.runtime.database.db.selectFrom('audit_events').select('payload').orderBy('id', 'desc').limit(1).executeTakeFirstOrThrow();
-    return JSON.parse(row.payload) as Record<string, unknown>;
-  }
+  const lastEvent = () => lastAuditEvent(s);
 
   beforeAll(async () => {
     s = await startTestServer({ database, listen: true });

@@ -2,17 +2,14 @@ import 'reflect-metadata';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TEST_DATABASES } from '../support/databases.js';
 import { type TestServer, startTestServer } from '../support/server.js';
-import { type MintedToken, mint, refusal, vaultClient } from '../support/vault.js';
+import { type MintedToken, expectFieldRefused, lastAuditEvent, mint, refusal, vaultClient } from '../support/vault.js';
 
 /** Token `num_uses` and token roles through node-vault (docs/secrets.md, "Tokens"). */
 describe.each(TEST_DATABASES)('node-vault token roles and num_uses ($name)', (database) => {
   let s: TestServer;
   let root: ReturnType<typeof vaultClient>;
 
-  async function lastEvent(): Promise<Record<string, unknown>> {
-    const row = await s.runtime.database.db.selectFrom('audit_events').select('payload').orderBy('id', 'desc').limit(1).executeTakeFirstOrThrow();
-    return JSON.parse(row.payload) as Record<string, unknown>;
-  }
+  const lastEvent = () => lastAuditEvent(s);
 
   /** node-vault switches a client to the token a role creates; keep it on its own. */
   async function createAgainstRole(client: ReturnType<typeof vaultClient>, role: string, args: Record<string, unknown> = {}): Promise<MintedToken> {
@@ -111,9 +108,7 @@ describe.each(TEST_DATABASES)('node-vault token roles and num_uses ($name)', (da
       ['token_ttl', '1h'],
       ['token_type', 'batch'],
     ] as const) {
-      const refused = await refusal(root.write('auth/token/roles/odd', { [field]: value }));
-      expect(refused.status, field).toBe(400);
-      expect(JSON.stringify(refused.body), field).toContain(field);
+      await expectFieldRefused(root.write('auth/token/roles/odd', { [field]: value }), field);
     }
     expect((await refusal(root.getTokenRole({ role_name: 'odd' }))).status).toBe(404);
     expect((await refusal(root.write('auth/token/roles/odd', { path_suffix: '../x' }))).status).toBe(400);

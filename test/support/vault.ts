@@ -1,3 +1,4 @@
+import { expect } from 'vitest';
 import nodeVault from 'node-vault';
 import type { TestServer } from './server.js';
 
@@ -29,6 +30,19 @@ export async function refusal(call: Promise<unknown>): Promise<{ status: number;
     throw err;
   }
   throw new Error('the call succeeded; a refusal was expected');
+}
+
+/** The newest audit event of the server's store, parsed. */
+export async function lastAuditEvent(server: TestServer): Promise<Record<string, unknown>> {
+  const row = await server.runtime.database.db.selectFrom('audit_events').select('payload').orderBy('id', 'desc').limit(1).executeTakeFirstOrThrow();
+  return JSON.parse(row.payload) as Record<string, unknown>;
+}
+
+/** Expects a 400 whose body names `field`: a request field refused rather than ignored. */
+export async function expectFieldRefused(call: Promise<unknown>, field: string): Promise<void> {
+  const refused = await refusal(call);
+  expect(refused.status, field).toBe(400);
+  expect(JSON.stringify(refused.body), field).toContain(field);
 }
 
 /**
