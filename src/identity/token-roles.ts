@@ -9,8 +9,9 @@ import { MAX_TOKEN_TTL_MS, MAX_TOKEN_USES } from './tokens.js';
  * `orphan`, `renewable`, `path_suffix`, `token_period` (alias `period`), `token_explicit_max_ttl`
  * (alias `explicit_max_ttl`), `token_num_uses`, `token_no_default_policy`, `token_bound_cidrs`
  * (alias `bound_cidrs`) and `token_type` `service`/`default-service`. What Rampart cannot honour
- * is refused, never stored and ignored: glob policy lists, entity aliases, batch tokens, and `token_ttl`/`token_max_ttl`
- * (not fields of Vault's token roles either: the TTL comes with each create call).
+ * is refused, never stored and ignored: glob policy lists, entity aliases, batch tokens, and
+ * `token_ttl`/`token_max_ttl` (not fields of Vault's token roles either: the TTL comes with each
+ * create call).
  */
 export const ROLE_NAME_RE = /^\w(?:[\w.-]{0,126}\w)?$/;
 /** Vault's `pathSuffixSanitize`, anchored, and bounded in length. */
