@@ -2,7 +2,7 @@ import 'reflect-metadata';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TEST_DATABASES } from '../support/databases.js';
 import { type TestServer, startTestServer } from '../support/server.js';
-import { type MintedToken, expectFieldRefused, lastAuditEvent, mint, refusal, vaultClient } from '../support/vault.js';
+import { type MintedToken, expectFieldRefused, lastAuditEvent, mint, mintAgainstRole, refusal, vaultClient } from '../support/vault.js';
 
 /**
  * CIDR binding through node-vault (docs/secrets.md, "CIDR binding"): token roles' and AppRole
@@ -15,14 +15,7 @@ describe.each(TEST_DATABASES)('node-vault CIDR binding ($name)', (database) => {
 
   const lastEvent = () => lastAuditEvent(s);
 
-  async function createAgainstRole(role: string, args: Record<string, unknown> = {}): Promise<MintedToken> {
-    const own = root.token;
-    try {
-      return (await root.tokenCreateRole({ role_name: role, ...args })) as MintedToken;
-    } finally {
-      root.token = own;
-    }
-  }
+  const createAgainstRole = (role: string) => mintAgainstRole(root, role);
 
   /** `GET /v1/auth/token/lookup-self` from `remoteAddress`, as a client there would send it. */
   async function lookupSelfFrom(token: string, remoteAddress: string, namespace = 'default'): Promise<{ status: number; body: Record<string, unknown> }> {

@@ -2,7 +2,7 @@ import 'reflect-metadata';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TEST_DATABASES } from '../support/databases.js';
 import { type TestServer, startTestServer } from '../support/server.js';
-import { type MintedToken, expectFieldRefused, lastAuditEvent, mint, refusal, vaultClient } from '../support/vault.js';
+import { expectFieldRefused, lastAuditEvent, mint, mintAgainstRole, refusal, vaultClient } from '../support/vault.js';
 
 /** Token `num_uses` and token roles through node-vault (docs/secrets.md, "Tokens"). */
 describe.each(TEST_DATABASES)('node-vault token roles and num_uses ($name)', (database) => {
@@ -11,15 +11,6 @@ describe.each(TEST_DATABASES)('node-vault token roles and num_uses ($name)', (da
 
   const lastEvent = () => lastAuditEvent(s);
 
-  /** node-vault switches a client to the token a role creates; keep it on its own. */
-  async function createAgainstRole(client: ReturnType<typeof vaultClient>, role: string, args: Record<string, unknown> = {}): Promise<MintedToken> {
-    const own = client.token;
-    try {
-      return (await client.tokenCreateRole({ role_name: role, ...args })) as MintedToken;
-    } finally {
-      client.token = own;
-    }
-  }
 
   beforeAll(async () => {
     s = await startTestServer({ database, listen: true });
@@ -89,7 +80,7 @@ describe.each(TEST_DATABASES)('node-vault token roles and num_uses ($name)', (da
     await root.addTokenRole({ role_name: 'batch-jobs', disallowed_policies: 'admin' });
     expect((await root.tokenRoles()).data.keys).toEqual(['batch-jobs', 'web']);
 
-    const made = await createAgainstRole(root, 'web', { ttl: '5h', num_uses: 9 });
+    const made = await mintAgainstRole(root, 'web', { ttl: '5h', num_uses: 9 });
     expect(made.auth).toMatchObject({ policies: ['app-read', 'default'], orphan: true, renewable: false, lease_duration: 7200, num_uses: 2 });
     const looked = (await root.tokenLookupAccessor({ accessor: made.auth.accessor })).data;
     expect(looked).toMatchObject({ path: 'auth/token/create/web/v01', role: 'web', num_uses: 2, orphan: true, explicit_max_ttl: 7200 });
@@ -98,7 +89,7 @@ describe.each(TEST_DATABASES)('node-vault token roles and num_uses ($name)', (da
 
     await root.removeTokenRole({ role_name: 'web' });
     expect((await refusal(root.getTokenRole({ role_name: 'web' }))).status).toBe(404);
-    expect(await refusal(createAgainstRole(root, 'web'))).toEqual({ status: 400, body: { errors: ['unknown role web'] } });
+    expect(await refusal(mintAgainstRole(root, 'web'))).toEqual({ status: 400, body: { errors: ['unknown role web'] } });
   });
 
   it('refuses what it cannot honour instead of ignoring it', async () => {
@@ -123,13 +114,13 @@ describe.each(TEST_DATABASES)('node-vault token roles and num_uses ($name)', (da
     expect((await refusal(delegator.write('auth/token/roles/escalate', { allowed_policies: ['ops'] }))).status).toBe(403);
 
     await delegator.write('auth/token/roles/reader', { allowed_policies: ['app-read'] });
-    const reader = await createAgainstRole(delegator, 'reader');
+    const reader = await mintAgainstRole(delegator, 'reader');
     expect(reader.auth.policies).toEqual(['app-read', 'default']);
     // Asking a role for more than it allows, or for what it disallows, is refused.
-    expect(await refusal(createAgainstRole(delegator, 'reader', { policies: ['admin'] }))).toMatchObject({ status: 400 });
+    expect(await refusal(mintAgainstRole(delegator, 'reader', { policies: ['admin'] }))).toMatchObject({ status: 400 });
     await root.write('auth/token/roles/no-admin', { disallowed_policies: ['admin'] });
-    expect(await refusal(createAgainstRole(root, 'no-admin', { policies: ['admin'] }))).toEqual({ status: 400, body: { errors: ['token policy "admin" is disallowed by this role'] } });
+    expect(await refusal(mintAgainstRole(root, 'no-admin', { policies: ['admin'] }))).toEqual({ status: 400, body: { errors: ['token policy "admin" is disallowed by this role'] } });
     // A role with only a disallowed list delegates nothing: other policies follow the ordinary rule.
-    expect((await refusal(createAgainstRole(delegator, 'no-admin', { policies: ['ops'] }))).status).toBe(403);
+    expect((await refusal(mintAgainstRole(delegator, 'no-admin', { policies: ['ops'] }))).status).toBe(403);
   });
 });

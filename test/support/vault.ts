@@ -61,3 +61,13 @@ export async function mint(client: nodeVault.client, args: Record<string, unknow
     client.token = own;
   }
 }
+
+/** {@link mint} against a token role (`auth/token/create/<role>`), keeping the client on its own token. */
+export async function mintAgainstRole(client: nodeVault.client, role: string, args: Record<string, unknown> = {}): Promise<MintedToken> {
+  const own = client.token;
+  try {
+    return (await client.tokenCreateRole({ role_name: role, ...args })) as MintedToken;
+  } finally {
+    client.token = own;
+  }
+}
