@@ -159,7 +159,7 @@ async function proofBench(size: number): Promise<void> {
       await sql`with recursive n(i) as (select 0 union all select i + 1 from n where i + 1 < ${size})
         insert into audit_events (tenant, recorded_at, payload, leaf_index, leaf_hash)
         select 'default', '', '{}', i, printf('%064x', i) from n`.execute(build.db);
-      const nodes = await backfillTreeNodes(build.db, size);
+      const nodes = await backfillTreeNodes(build.db, build.dialect, size);
       note(`synthesized ${size} leaves and ${nodes} tree nodes in ${Math.round(performance.now() - s0)} ms`);
     } finally {
       await build.close();

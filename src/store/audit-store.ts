@@ -87,7 +87,7 @@ export class SqlAuditStore implements AuditStore {
         stateRow.size === 0 ? undefined : { size: stateRow.size, frontier: stateRow.frontier, rootHash: stateRow.root_hash };
       const result = integrate(state, pending);
       await this.#assignLeaves(trx, result.entries);
-      await insertTreeNodes(trx, result.nodes);
+      await insertTreeNodes(trx, this.dialect, result.nodes);
       await trx
         .updateTable('audit_tree')
         .set({ size: result.tree.size, frontier: result.tree.frontier, root_hash: result.tree.rootHash, updated_at: result.at })

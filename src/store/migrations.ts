@@ -236,7 +236,7 @@ function migrations(dialect: Dialect): Record<string, Migration> {
           .$call((t) => (dialect === 'sqlite' ? t.modifyEnd(sql`without rowid`) : t))
           .execute();
         const { rows } = await sql<{ size: number | string }>`select size from audit_tree where id = 1`.execute(db);
-        await backfillTreeNodes(db, Number(rows[0]?.size ?? 0));
+        await backfillTreeNodes(db, dialect, Number(rows[0]?.size ?? 0));
       },
     },
     '0010_authz_stores': {

@@ -79,12 +79,12 @@ describe.each(TEST_DATABASES)('audit tree nodes on $name', (target) => {
   it('backfills the same nodes from the stored leaf hashes (migration 0008 on an older log)', async () => {
     const before = await storedNodes();
     await database.db.deleteFrom('audit_tree_nodes').execute();
-    expect(await backfillTreeNodes(database.db, SIZE)).toBe(before.length);
+    expect(await backfillTreeNodes(database.db, database.dialect, SIZE)).toBe(before.length);
     expect(await storedNodes()).toEqual(before);
   });
 
   it('refuses to backfill over a gap in the leaves', async () => {
-    await expect(backfillTreeNodes(database.db, SIZE + 1)).rejects.toThrow(/leaf 1100 is missing/);
+    await expect(backfillTreeNodes(database.db, database.dialect, SIZE + 1)).rejects.toThrow(/leaf 1100 is missing/);
   });
 
   it('fails integration closed when the tree was reset under its stored nodes', async () => {
