@@ -76,6 +76,8 @@ interface Baseline {
   reads: number;
   /** Insertion order is recency: a re-read prefix moves to the end. */
   readonly prefixes: Map<string, true>;
+  /** The prefix at the end of `prefixes`, which a read of it need not move. */
+  newestPrefix: string | undefined;
   minute: number;
   minuteReads: number;
   rate: number;
@@ -89,8 +91,22 @@ interface Baseline {
 
 /** The first two segments of a path: the mount and the engine's operation (`secret/data`, `transit/decrypt`). */
 export function pathPrefix(path: string): string {
-  return path.split('/').filter((s) => s !== '').slice(0, 2).join('/');
+  let prefix = '';
+  let segments = 0;
+  let at = 0;
+  while (segments < 2 && at < path.length) {
+    let end = path.indexOf('/', at);
+    if (end === -1) end = path.length;
+    if (end > at) {
+      prefix = segments === 0 ? path.slice(at, end) : `${prefix}/${path.slice(at, end)}`;
+      segments++;
+    }
+    at = end + 1;
+  }
+  return prefix;
 }
+
+const HOUR_MS = 60 * 60_000;
 
 const round = (n: number): number => Math.round(n * 1000) / 1000;
 
@@ -99,6 +115,8 @@ export class AnomalyDetector {
   readonly #maxPrincipals: number;
   readonly #maxPrefixes: number;
   readonly #baselines = new Map<string, Baseline>();
+  /** The key at the end of `#baselines` (most recently seen), which a read by it need not move. */
+  #newestKey: string | undefined;
 
   constructor(options: { clock: Clock; maxPrincipals?: number; maxPrefixes?: number }) {
     this.#clock = options.clock;
@@ -126,8 +144,8 @@ export class AnomalyDetector {
     const minute = Math.floor(nowMs / MINUTE_MS);
     this.#rollMinute(b, minute);
     const prefix = pathPrefix(read.path);
-    const hour = new Date(nowMs).getUTCHours();
-    const epochHour = Math.floor(nowMs / (60 * MINUTE_MS));
+    const epochHour = Math.floor(nowMs / HOUR_MS);
+    const hour = ((epochHour % 24) + 24) % 24;
     const learning = b.reads < LEARNING_READS || nowMs - b.firstSeenMs < LEARNING_MS;
 
     const kinds: AnomalyKind[] = [];
@@ -144,32 +162,40 @@ export class AnomalyDetector {
         kinds.push('unusual_hour');
       }
     }
-    const baseline: BaselineSummary = {
-      baseline_reads: b.reads,
-      baseline_prefixes: b.prefixes.size,
-      baseline_rate_per_minute: round(b.rate),
-      reads_this_minute: readsThisMinute,
-      hour_utc: hour,
-      baseline_hour_share: round(hourShare),
-    };
+    // Read before the read is added; built only for a finding (the common read has none).
+    const baseline: BaselineSummary | undefined =
+      kinds.length === 0
+        ? undefined
+        : {
+            baseline_reads: b.reads,
+            baseline_prefixes: b.prefixes.size,
+            baseline_rate_per_minute: round(b.rate),
+            reads_this_minute: readsThisMinute,
+            hour_utc: hour,
+            baseline_hour_share: round(hourShare),
+          };
 
     b.reads += 1;
     b.minuteReads = readsThisMinute;
-    b.prefixes.delete(prefix);
-    b.prefixes.set(prefix, true);
-    if (b.prefixes.size > this.#maxPrefixes) b.prefixes.delete(b.prefixes.keys().next().value!);
+    if (b.newestPrefix !== prefix) {
+      b.prefixes.delete(prefix);
+      b.prefixes.set(prefix, true);
+      b.newestPrefix = prefix;
+      if (b.prefixes.size > this.#maxPrefixes) b.prefixes.delete(b.prefixes.keys().next().value!);
+    }
     b.hours[hour]! += 1;
     b.hoursTotal += 1;
     if (b.hoursTotal >= HOUR_COUNT_CAP) {
       for (let h = 0; h < 24; h++) b.hours[h] = Math.floor(b.hours[h]! / 2);
       b.hoursTotal = b.hours.reduce((a, c) => a + c, 0);
     }
-    return kinds.map((kind) => ({ kind, tenant: read.tenant, principal: read.principal, path: read.path, prefix, baseline }));
+    return baseline === undefined ? [] : kinds.map((kind) => ({ kind, tenant: read.tenant, principal: read.principal, path: read.path, prefix, baseline }));
   }
 
   #baselineOf(read: SecretRead, nowMs: number): Baseline {
     const key = keyOf(read.tenant, read.principal);
     let b = this.#baselines.get(key);
+    if (b && key === this.#newestKey) return b;
     if (b) {
       this.#baselines.delete(key);
     } else {
@@ -177,6 +203,7 @@ export class AnomalyDetector {
         firstSeenMs: nowMs,
         reads: 0,
         prefixes: new Map(),
+        newestPrefix: undefined,
         minute: Math.floor(nowMs / MINUTE_MS),
         minuteReads: 0,
         rate: 0,
@@ -187,6 +214,7 @@ export class AnomalyDetector {
       };
     }
     this.#baselines.set(key, b);
+    this.#newestKey = key;
     if (this.#baselines.size > this.#maxPrincipals) this.#baselines.delete(this.#baselines.keys().next().value!);
     return b;
   }
@@ -212,7 +240,8 @@ function keyOf(tenant: string, principal: string): string {
  * `creds/…` and `static-creds/…`.
  */
 export function isSecretRead(mountType: string, method: string, path: string): boolean {
-  const first = path.split('/')[0] ?? '';
+  const slash = path.indexOf('/');
+  const first = slash === -1 ? path : path.slice(0, slash);
   switch (mountType) {
     case 'kv':
       return method === 'GET' && first !== 'metadata' && first !== 'config' && path !== '';

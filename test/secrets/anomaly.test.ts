@@ -152,6 +152,35 @@ describe('pathPrefix and isSecretRead', () => {
     expect(pathPrefix('one')).toBe('one');
   });
 
+  it('equals the first two non-empty segments joined by a slash, for any path', () => {
+    const segment = fc.constantFrom('', 'a', 'secret', 'data', 'é', ' ');
+    fc.assert(
+      fc.property(fc.array(segment, { maxLength: 6 }).map((s) => s.join('/')), (path) => {
+        expect(pathPrefix(path)).toBe(path.split('/').filter((s) => s !== '').slice(0, 2).join('/'));
+      }),
+    );
+  });
+
+  it('files a read under the UTC hour of the clock, whatever the instant', () => {
+    const DAY = 24 * 60 * MINUTE;
+    fc.assert(
+      fc.property(fc.integer({ min: -400 * DAY, max: 200 * 365 * DAY }), (ms) => {
+        const clock = new ManualClock(ms);
+        const d = new AnomalyDetector({ clock });
+        const read = { tenant: 't', principal: 'p', path: 'secret/data/x' };
+        // A read a day for 25 days, all in the UTC hour of `ms`: learned, and every other hour unusual.
+        for (let day = 0; day < 25; day++) {
+          clock.set(new Date(ms + day * DAY));
+          expect(d.observe(read)).toEqual([]);
+        }
+        const later = ms + 25 * DAY + 60 * MINUTE;
+        clock.set(new Date(later));
+        expect(d.observe(read)).toMatchObject([{ kind: 'unusual_hour', baseline: { hour_utc: new Date(later).getUTCHours() } }]);
+      }),
+      { numRuns: 50 },
+    );
+  });
+
   it('picks the requests that hand out secret material', () => {
     expect(isSecretRead('kv', 'GET', 'data/app')).toBe(true);
     expect(isSecretRead('kv', 'GET', 'metadata/app')).toBe(false);
