@@ -15,7 +15,7 @@ const READ_CHUNK = 16_384;
  * The rows are bound as arrays (PostgreSQL) or one JSON array (SQLite), so the statement text is
  * the same for any number of rows: one prepared statement. A multi-row `VALUES` list had a text
  * per row count, which Kysely built node by node and SQLite prepared anew for each count that
- * had left the statement cache, for 1–3 ms of the event loop per integrated batch.
+ * had left the statement cache: 1–3 ms of the event loop in some integrated batches.
  */
 export async function insertTreeNodes(db: QueryExecutorProvider, dialect: Dialect, rows: readonly { height: number; index: number; hash: string }[]): Promise<void> {
   for (let at = 0; at < rows.length; at += NODE_INSERT_CHUNK) {
