@@ -1,6 +1,7 @@
 import type { Kysely, Selectable } from 'kysely';
 import type { AppRoleRecord, AppRoleSecretIdRecord, AppRoleStore } from '../identity/store.js';
 import type { AppRoleRolesTable, Database } from './schema.js';
+import { cidrColumn, cidrsOfColumn } from './cidr-column.js';
 
 export class SqlAppRoleStore implements AppRoleStore {
   constructor(private readonly db: Kysely<Database>) {}
@@ -24,8 +25,8 @@ export class SqlAppRoleStore implements AppRoleStore {
       token_ttl: role.tokenTtl,
       token_max_ttl: role.tokenMaxTtl,
       token_period: role.tokenPeriod,
-      secret_id_bound_cidrs: role.secretIdBoundCidrs.length > 0 ? JSON.stringify(role.secretIdBoundCidrs) : null,
-      token_bound_cidrs: role.tokenBoundCidrs.length > 0 ? JSON.stringify(role.tokenBoundCidrs) : null,
+      secret_id_bound_cidrs: cidrColumn(role.secretIdBoundCidrs),
+      token_bound_cidrs: cidrColumn(role.tokenBoundCidrs),
     };
     await this.db
       .insertInto('approle_roles')
@@ -109,7 +110,7 @@ function toRole(r: Selectable<AppRoleRolesTable>): AppRoleRecord {
     tokenMaxTtl: Number(r.token_max_ttl),
     tokenPeriod: Number(r.token_period),
     createdAt: r.created_at,
-    secretIdBoundCidrs: r.secret_id_bound_cidrs === null ? [] : (JSON.parse(r.secret_id_bound_cidrs) as string[]),
-    tokenBoundCidrs: r.token_bound_cidrs === null ? [] : (JSON.parse(r.token_bound_cidrs) as string[]),
+    secretIdBoundCidrs: cidrsOfColumn(r.secret_id_bound_cidrs),
+    tokenBoundCidrs: cidrsOfColumn(r.token_bound_cidrs),
   };
 }

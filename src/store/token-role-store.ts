@@ -1,6 +1,7 @@
 import type { Kysely, Selectable } from 'kysely';
 import type { TokenRoleRecord, TokenRoleStore } from '../identity/store.js';
 import type { Database, VaultTokenRolesTable } from './schema.js';
+import { cidrColumn, cidrsOfColumn } from './cidr-column.js';
 
 export class SqlTokenRoleStore implements TokenRoleStore {
   constructor(private readonly db: Kysely<Database>) {}
@@ -22,7 +23,7 @@ export class SqlTokenRoleStore implements TokenRoleStore {
       token_num_uses: role.tokenNumUses,
       token_no_default_policy: role.tokenNoDefaultPolicy ? 1 : 0,
       updated_at: role.updatedAt,
-      token_bound_cidrs: role.tokenBoundCidrs.length > 0 ? JSON.stringify(role.tokenBoundCidrs) : null,
+      token_bound_cidrs: cidrColumn(role.tokenBoundCidrs),
     };
     await this.db
       .insertInto('vault_token_roles')
@@ -56,6 +57,6 @@ function toRole(r: Selectable<VaultTokenRolesTable>): TokenRoleRecord {
     tokenNumUses: Number(r.token_num_uses),
     tokenNoDefaultPolicy: Number(r.token_no_default_policy) === 1,
     updatedAt: r.updated_at,
-    tokenBoundCidrs: r.token_bound_cidrs === null ? [] : (JSON.parse(r.token_bound_cidrs) as string[]),
+    tokenBoundCidrs: cidrsOfColumn(r.token_bound_cidrs),
   };
 }

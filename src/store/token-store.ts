@@ -2,6 +2,7 @@ import { type Kysely, sql } from 'kysely';
 import type { TokenRecord, TokenStore } from '../identity/store.js';
 import { PreparedQuery } from './prepared-query.js';
 import type { Database } from './schema.js';
+import { cidrColumn, cidrsOfColumn } from './cidr-column.js';
 
 /** Every authenticated request looks its token up by accessor (when the token cache misses). */
 const tokenByAccessor = new PreparedQuery((db, p: { accessor: string }) => db.selectFrom('tokens').selectAll().where('accessor', '=', p.accessor));
@@ -31,7 +32,7 @@ export class SqlTokenStore implements TokenStore {
         uses_left: t.usesLeft ?? null,
         role: t.role ?? null,
         creation_path: t.creationPath ?? null,
-        bound_cidrs: t.boundCidrs && t.boundCidrs.length > 0 ? JSON.stringify(t.boundCidrs) : null,
+        bound_cidrs: cidrColumn(t.boundCidrs),
       })
       .execute();
   }
@@ -59,7 +60,7 @@ export class SqlTokenStore implements TokenStore {
       ...(r.num_uses === null ? {} : { numUses: Number(r.num_uses), usesLeft: Number(r.uses_left ?? 0) }),
       ...(r.role === null ? {} : { role: r.role }),
       ...(r.creation_path === null ? {} : { creationPath: r.creation_path }),
-      ...(r.bound_cidrs === null ? {} : { boundCidrs: JSON.parse(r.bound_cidrs) as string[] }),
+      ...(r.bound_cidrs === null ? {} : { boundCidrs: cidrsOfColumn(r.bound_cidrs) }),
     };
   }
 

@@ -11,7 +11,6 @@ describe.each(TEST_DATABASES)('node-vault token roles and num_uses ($name)', (da
 
   const lastEvent = () => lastAuditEvent(s);
 
-
   beforeAll(async () => {
     s = await startTestServer({ database, listen: true });
     root = vaultClient(s);
