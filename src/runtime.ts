@@ -44,6 +44,7 @@ import { SqlAuditSaltStore } from './store/audit-salt-store.js';
 import { SqlCheckpointStore } from './store/checkpoint-store.js';
 import { SqlPruneStore } from './store/prune-store.js';
 import { type StoreDatabase, openDatabase } from './store/database.js';
+import { SqliteAuditThread } from './store/sqlite-audit-thread.js';
 import { SqlSinkStore } from './store/sink-store.js';
 import { type Stores, type Transact, bindStores, transactor } from './store/stores.js';
 
@@ -117,6 +118,11 @@ export interface RuntimeOptions {
   readonly leaseExpiryEveryMs?: number;
   /** Audit events that may wait for their batch before requests are refused with `audit.pushback`. */
   readonly auditMaxPending?: number;
+  /**
+   * SQLite file stores: audit entries integrated on the event loop before the audit thread takes
+   * over (src/store/sqlite-audit-thread.ts); 0 starts it at once. Default 4,096.
+   */
+  readonly auditThreadAfter?: number;
   /** Writes that may wait for their group-commit batch (SQLite) before requests are refused with `store.pushback`. */
   readonly storeMaxWaiting?: number;
   /** On PostgreSQL, how often the PKI state is polled behind LISTEN/NOTIFY; default 2 s. */
@@ -142,8 +148,18 @@ export async function startRuntime(config: ServerConfig, options: RuntimeOptions
   mkdirSync(join(config.dataDir, 'tls'), { recursive: true, mode: 0o700 });
 
   const database = await openDatabase({ databaseUrl: config.databaseUrl, dataDir: config.dataDir, inMemory: options.inMemory ?? false });
+  let auditThread: SqliteAuditThread | undefined;
   try {
     const stores = bindStores(database.db, database.dialect);
+    // A SQLite file store integrates and checks the audit tree on a thread of its own.
+    auditThread =
+      database.sqliteFile &&
+      new SqliteAuditThread({
+        ...database.sqliteFile,
+        store: stores.audit,
+        ...(options.auditThreadAfter === undefined ? {} : { startAfter: options.auditThreadAfter }),
+        onStopped: (err) => logger.warn({ err }, 'audit thread stopped; the audit tree is integrated on the event loop'),
+      });
     const metrics = new Metrics({ processMetrics: !options.inMemory });
     const transact = transactor(database, {
       ...(options.storeMaxWaiting === undefined ? {} : { maxWaiting: options.storeMaxWaiting }),
@@ -182,6 +198,7 @@ export async function startRuntime(config: ServerConfig, options: RuntimeOptions
       clock,
       origin: config.auditOrigin,
       onError: (err) => logger.error({ err }, 'audit checkpoint failed'),
+      ...(auditThread ? { extend: auditThread.extend } : {}),
     });
     const auditHasher = await openAuditHasher(new SqlAuditSaltStore(database.db), barrier, () => clock.now());
     // Sinks read integrated events from the store on their own schedule: a slow or broken SIEM
@@ -201,6 +218,7 @@ export async function startRuntime(config: ServerConfig, options: RuntimeOptions
       store: stores.audit,
       clock,
       ...(options.auditMaxPending === undefined ? {} : { maxPending: options.auditMaxPending }),
+      ...(auditThread ? { integrator: auditThread.integrate } : {}),
       onAppend: (count, ok) => metrics.auditAppends.inc({ result: ok ? 'ok' : 'error' }, count),
       // Tests integrate and checkpoint explicitly; servers sign after integration (≤ 1 per second)
       // and wake the sinks, so SIEMs see an event within a poll of its integration.
@@ -300,12 +318,14 @@ export async function startRuntime(config: ServerConfig, options: RuntimeOptions
         await auditSinks.stop();
         await audit.close();
         await checkpointer.close({ final: autoCheckpoint });
+        await auditThread?.close();
         barrier.seal();
         secretsSeal.seal();
         await database.close();
       },
     };
   } catch (err) {
+    await auditThread?.close().catch(() => undefined);
     await database.close().catch(() => undefined);
     throw err;
   }

@@ -35,7 +35,21 @@ export interface CheckpointerOptions {
   readonly origin?: string | undefined;
   readonly minIntervalMs?: number;
   readonly onError?: (err: unknown) => void;
+  /**
+   * Re-reads and re-hashes the new leaves: {@link extendFromStore} over `audit` by default, or
+   * the same check on the store's own thread (src/store/sqlite-audit-thread.ts).
+   */
+  readonly extend?: RangeExtender;
 }
+
+/** A leaf of the range being checked that is missing or does not match its payload. */
+export interface BadLeaf {
+  readonly index: number;
+  readonly why: string;
+}
+
+/** Extends `range` to `size` from the stored leaves, or names the first that does not hold up. */
+export type RangeExtender = (range: CompactRange, size: number) => Promise<{ readonly range: CompactRange } | { readonly bad: BadLeaf }>;
 
 const KEY_TENANT = 'default';
 const KEY_RECORD = 'audit-log-key';
@@ -55,6 +69,43 @@ export function nextCheckpointDelay(lastSignedAtMs: number | undefined, nowMs: n
   return Math.max(0, lastSignedAtMs + minIntervalMs - nowMs);
 }
 
+/**
+ * Appends to `range` the leaves the store holds at [range.size, size), each recomputed from its
+ * payload and compared with its stored hash and index (RFC 6962 §2.1). Reads in slices of
+ * {@link READ_CHUNK}, with `between()` before each (a turn of the event loop, where the loop
+ * runs it). Returns the first leaf that is missing or does not match, having appended the ones
+ * before it; undefined when `range` now has `size` leaves.
+ */
+export async function extendFromStore(
+  audit: Pick<AuditStore, 'leafEntries'>,
+  range: CompactRange,
+  size: number,
+  between: () => Promise<void> = async () => undefined,
+): Promise<BadLeaf | undefined> {
+  for (let at = range.size; at < size; at += READ_CHUNK) {
+    await between();
+    const end = Math.min(size, at + READ_CHUNK);
+    const rows = await audit.leafEntries(at, end);
+    for (const row of rows) {
+      const h = leafHashOfText(row.payload);
+      if (row.leafIndex !== range.size || toHex(h) !== row.leafHash) {
+        return { index: Math.min(row.leafIndex, range.size), why: 'is missing or does not match its payload' };
+      }
+      range.append(h);
+    }
+    if (range.size !== end) return { index: range.size, why: 'is missing' };
+  }
+  return undefined;
+}
+
+/** {@link extendFromStore} on the event loop, with a turn of it before each slice. */
+export function storeExtender(audit: Pick<AuditStore, 'leafEntries'>): RangeExtender {
+  return async (range, size) => {
+    const bad = await extendFromStore(audit, range, size, yieldToEventLoop);
+    return bad ? { bad } : { range };
+  };
+}
+
 export class Checkpointer {
   readonly #checkpoints: CheckpointStore;
   readonly #audit: AuditStore;
@@ -62,6 +113,7 @@ export class Checkpointer {
   readonly #signer: NoteSigner;
   readonly #minIntervalMs: number;
   readonly #onError: (err: unknown) => void;
+  readonly #extend: RangeExtender;
   #queue: Promise<unknown> = Promise.resolve();
   #timer: NodeJS.Timeout | undefined;
   #lastSignedAtMs: number | undefined;
@@ -74,6 +126,7 @@ export class Checkpointer {
     this.#signer = signer;
     this.#minIntervalMs = options.minIntervalMs ?? 1000;
     this.#onError = options.onError ?? (() => undefined);
+    this.#extend = options.extend ?? storeExtender(options.audit);
   }
 
   /**
@@ -150,21 +203,12 @@ export class Checkpointer {
     if (latest && (range.size !== latest.size || toHex(range.root()) !== latest.rootHash)) {
       throw this.#inconsistent(latest, size, state.rootHash, 'the stored frontier does not reproduce the latest checkpoint', latest.size);
     }
-    for (let at = range.size; at < size; at += READ_CHUNK) {
-      await yieldToEventLoop();
-      const end = Math.min(size, at + READ_CHUNK);
-      const rows = await this.#audit.leafEntries(at, end);
-      for (const row of rows) {
-        const h = leafHashOfText(row.payload);
-        if (row.leafIndex !== range.size || toHex(h) !== row.leafHash) {
-          const bad = Math.min(row.leafIndex, range.size);
-          throw this.#inconsistent(latest, size, state.rootHash, `leaf ${bad} is missing or does not match its payload`, bad);
-        }
-        range.append(h);
-      }
-      if (range.size !== end) throw this.#inconsistent(latest, size, state.rootHash, `leaf ${range.size} is missing`, range.size);
+    const extended = await this.#extend(range, size);
+    if ('bad' in extended) {
+      const { index, why } = extended.bad;
+      throw this.#inconsistent(latest, size, state.rootHash, `leaf ${index} ${why}`, index);
     }
-    const root = range.root();
+    const root = extended.range.root();
     if (toHex(root) !== state.rootHash) {
       throw this.#inconsistent(latest, size, state.rootHash, 'the stored tree head does not extend the latest checkpoint', latest?.size);
     }
@@ -172,7 +216,7 @@ export class Checkpointer {
       size,
       rootHash: state.rootHash,
       note: signCheckpoint({ size, rootHash: root }, this.#signer),
-      frontier: JSON.stringify(range.toJSON()),
+      frontier: JSON.stringify(extended.range.toJSON()),
       createdAt: this.#clock.now().toISOString(),
     };
     await this.#checkpoints.insert(cp);

@@ -3,10 +3,9 @@ import type { Clock } from '../core/clock.js';
 import { AuditError } from '../core/errors.js';
 import { type AuditEvent, serializeEvent } from './event.js';
 import { MAX_FIELD_CHARS, requireEntrySize } from './event-bounds.js';
-import { CompactRange, type Hash, leafHashOfText } from './merkle.js';
+import { integrationOf } from './integration.js';
 import { type EventIndexFields, indexFieldsOf } from './query.js';
-import type { AuditStore, Integration, TreeNodeRow, TreeState } from './store.js';
-import { STORED_NODE_MIN_HEIGHT } from './tiles.js';
+import type { AuditStore } from './store.js';
 
 export interface AuditLogOptions {
   readonly store: AuditStore;
@@ -21,6 +20,12 @@ export interface AuditLogOptions {
   readonly onAppend?: (count: number, ok: boolean) => void;
   /** Called after each batch that integrated entries (the checkpointer signs the new head). */
   readonly onIntegrated?: (count: number) => void;
+  /**
+   * Integrates up to `limit` pending rows, stamped `at`, and returns how many it integrated: for
+   * a store that integrates on a thread of its own (src/store/sqlite-audit-thread.ts). By default
+   * the batch is computed here, by {@link integrationOf} inside the store's transaction.
+   */
+  readonly integrator?: (limit: number, at: string) => Promise<number>;
 }
 
 interface Waiter {
@@ -35,8 +40,6 @@ export interface AuditRow {
   readonly payload: string;
   readonly index: EventIndexFields;
 }
-
-const hex = (b: Uint8Array): string => Buffer.from(b).toString('hex');
 
 /**
  * Rows integrated per transaction. A batch holds the event loop for its hashing and, on SQLite,
@@ -82,6 +85,7 @@ export class AuditLog {
   readonly #integrateBatch: number;
   readonly #onAppend: ((count: number, ok: boolean) => void) | undefined;
   readonly #onIntegrated: ((count: number) => void) | undefined;
+  readonly #integrator: (limit: number, at: string) => Promise<number>;
   #queue: Waiter[] = [];
   #flushing: Promise<void> | undefined;
   #timer: NodeJS.Timeout | undefined;
@@ -95,6 +99,10 @@ export class AuditLog {
     this.#integrateBatch = options.integrateBatch ?? DEFAULT_INTEGRATE_BATCH;
     this.#onAppend = options.onAppend;
     this.#onIntegrated = options.onIntegrated;
+    const store = this.#store;
+    this.#integrator =
+      options.integrator ??
+      (async (limit, at) => (await store.integratePending(limit, (state, pending) => integrationOf(state, pending, at)))?.entries.length ?? 0);
   }
 
   /** The row an event is stored as; used to write an event inside a caller's own transaction. */
@@ -159,17 +167,14 @@ export class AuditLog {
   }
 
   /**
-   * Integrates up to one batch of pending rows into the Merkle tree and returns how many were
-   * integrated. Leaf i is SHA-256(0x00 ‖ payload_i) (RFC 6962 §2.1); the stored tree state is
-   * the compact range of all leaves so far, so each batch costs O(batch · log n). The interior
-   * nodes the batch completes are stored with it, so proofs never recompute them.
+   * Integrates up to one batch of pending rows into the Merkle tree ({@link integrationOf}) and
+   * returns how many were integrated. The interior nodes the batch completes are stored with it,
+   * so proofs never recompute them.
    */
   integrate(): Promise<number> {
     // One integration at a time per process; the store's lock serializes replicas.
-    this.#integrating ??= this.#store
-      .integratePending(this.#integrateBatch, (state, pending) => this.#extend(state, pending))
-      .then((r) => {
-        const n = r?.entries.length ?? 0;
+    this.#integrating ??= this.#integrator(this.#integrateBatch, this.#clock.now().toISOString())
+      .then((n) => {
         if (n > 0) this.#onIntegrated?.(n);
         return n;
       })
@@ -186,26 +191,6 @@ export class AuditLog {
    */
   async integrateAll(): Promise<void> {
     while ((await this.integrate()) > 0) await nextTurn();
-  }
-
-  #extend(state: TreeState | undefined, pending: readonly { id: number; payload: string }[]): Integration {
-    const range = state ? CompactRange.fromJSON(JSON.parse(state.frontier)) : CompactRange.empty();
-    const nodes: TreeNodeRow[] = [];
-    const keep = (height: number, index: number, hash: Hash): void => {
-      if (height >= STORED_NODE_MIN_HEIGHT) nodes.push({ height, index, hash: hex(hash) });
-    };
-    const entries = pending.map((p) => {
-      const h = leafHashOfText(p.payload);
-      const leafIndex = range.size;
-      range.append(h, keep);
-      return { id: p.id, leafIndex, leafHash: hex(h) };
-    });
-    return {
-      entries,
-      nodes,
-      tree: { size: range.size, frontier: JSON.stringify(range.toJSON()), rootHash: hex(range.root()) },
-      at: this.#clock.now().toISOString(),
-    };
   }
 
   /**

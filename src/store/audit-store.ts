@@ -69,33 +69,62 @@ export class SqlAuditStore implements AuditStore {
     integrate: (state: TreeState | undefined, pending: readonly PendingEntry[]) => Integration,
   ): Promise<Integration | undefined> {
     return this.db.transaction().execute(async (trx) => {
-      // The sequencer lock: on PostgreSQL a row lock on the tree state serializes replicas; SQLite
-      // has one writer per file, and the transaction already holds it once it writes.
-      await trx.insertInto('audit_tree').values({ id: TREE_ROW, size: 0, frontier: '{"size":0,"hashes":[]}', root_hash: '', updated_at: '' }).onConflict((oc) => oc.column('id').doNothing()).execute();
-      let stateQuery = trx.selectFrom('audit_tree').selectAll().where('id', '=', TREE_ROW);
-      if (this.dialect === 'postgres') stateQuery = stateQuery.forUpdate();
-      const stateRow = await stateQuery.executeTakeFirstOrThrow();
-      const pending = await trx
-        .selectFrom('audit_events')
-        .select(['id', 'payload'])
-        .where('leaf_index', 'is', null)
-        .orderBy('id')
-        .limit(limit)
-        .execute();
+      const state = await this.#lockTree(trx);
+      const pending = await this.#pending(trx, limit);
       if (pending.length === 0) return undefined;
-      const state: TreeState | undefined =
-        stateRow.size === 0 ? undefined : { size: stateRow.size, frontier: stateRow.frontier, rootHash: stateRow.root_hash };
       const result = integrate(state, pending);
-      await this.#assignLeaves(trx, result.entries);
-      await insertTreeNodes(trx, this.dialect, result.nodes);
-      await trx
-        .updateTable('audit_tree')
-        .set({ size: result.tree.size, frontier: result.tree.frontier, root_hash: result.tree.rootHash, updated_at: result.at })
-        .where('id', '=', TREE_ROW)
-        .execute();
-      await trx.insertInto('audit_tree_heads').values({ size: result.tree.size, root_hash: result.tree.rootHash, created_at: result.at }).execute();
+      await this.#store(trx, result);
       return result;
     });
+  }
+
+  /** Up to `limit` rows not yet integrated, in insertion order. */
+  pendingEntries(limit: number): Promise<PendingEntry[]> {
+    return this.#pending(this.db, limit);
+  }
+
+  /**
+   * Stores an integration computed outside any transaction from the tree `basis` and rows of
+   * {@link pendingEntries}; returns false, storing nothing, when the tree is no longer `basis`
+   * (another integrator went first). The tree state changes with every integration, in the same
+   * transaction as the leaves, so an unchanged state means the rows read are still the next
+   * ones pending: this lets the audit thread hash outside the write lock
+   * (./sqlite-audit-thread.ts).
+   */
+  async applyIntegration(basis: TreeState | undefined, result: Integration): Promise<boolean> {
+    return this.db.transaction().execute(async (trx) => {
+      const state = await this.#lockTree(trx);
+      if ((state?.size ?? 0) !== (basis?.size ?? 0) || state?.rootHash !== basis?.rootHash) return false;
+      await this.#store(trx, result);
+      return true;
+    });
+  }
+
+  /**
+   * The tree state, read under the sequencer lock: on PostgreSQL a row lock on it serializes
+   * replicas; SQLite has one writer per file, and the transaction holds it from this write on.
+   */
+  async #lockTree(trx: Kysely<Database>): Promise<TreeState | undefined> {
+    await trx.insertInto('audit_tree').values({ id: TREE_ROW, size: 0, frontier: '{"size":0,"hashes":[]}', root_hash: '', updated_at: '' }).onConflict((oc) => oc.column('id').doNothing()).execute();
+    let stateQuery = trx.selectFrom('audit_tree').selectAll().where('id', '=', TREE_ROW);
+    if (this.dialect === 'postgres') stateQuery = stateQuery.forUpdate();
+    const row = await stateQuery.executeTakeFirstOrThrow();
+    return row.size === 0 ? undefined : { size: row.size, frontier: row.frontier, rootHash: row.root_hash };
+  }
+
+  #pending(db: Kysely<Database>, limit: number): Promise<PendingEntry[]> {
+    return db.selectFrom('audit_events').select(['id', 'payload']).where('leaf_index', 'is', null).orderBy('id').limit(limit).execute();
+  }
+
+  async #store(trx: Kysely<Database>, result: Integration): Promise<void> {
+    await this.#assignLeaves(trx, result.entries);
+    await insertTreeNodes(trx, this.dialect, result.nodes);
+    await trx
+      .updateTable('audit_tree')
+      .set({ size: result.tree.size, frontier: result.tree.frontier, root_hash: result.tree.rootHash, updated_at: result.at })
+      .where('id', '=', TREE_ROW)
+      .execute();
+    await trx.insertInto('audit_tree_heads').values({ size: result.tree.size, root_hash: result.tree.rootHash, created_at: result.at }).execute();
   }
 
   /**

@@ -1,11 +1,13 @@
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import SqliteDatabase from 'better-sqlite3';
-import { Kysely, PostgresDialect, SqliteDialect, type SqliteDatabase as SqliteDialectDatabase, sql } from 'kysely';
+import { Kysely, PostgresDialect, SqliteDialect, sql } from 'kysely';
 import pg from 'pg';
 import { StoreError } from '../core/errors.js';
 import { migrateToLatest } from './migrations.js';
 import { durableSqliteDialect } from './sqlite-durable-commit.js';
+import { withStatementCache } from './sqlite-statement-cache.js';
+import { WriteLock } from './sqlite-write-lock.js';
 import type { Database } from './schema.js';
 
 export type Dialect = 'sqlite' | 'postgres';
@@ -13,6 +15,11 @@ export type Dialect = 'sqlite' | 'postgres';
 export interface StoreDatabase {
   readonly db: Kysely<Database>;
   readonly dialect: Dialect;
+  /**
+   * A SQLite file store: its path and the write lock that another thread opening the same file
+   * must take (./sqlite-write-lock.ts). Absent for PostgreSQL and in-memory databases.
+   */
+  readonly sqliteFile?: { readonly path: string; readonly writeLock: WriteLock };
   /** Answers when the store is reachable; throws StoreError('store.unavailable') otherwise. */
   ping(): Promise<void>;
   close(): Promise<void>;
@@ -54,42 +61,20 @@ function openSqlite(options: OpenDatabaseOptions): StoreDatabase {
   // An acknowledged audit event or token must survive a power loss: a file database flushes the
   // WAL before answering, as `synchronous = FULL` would, but off the event loop
   // (sqlite-durable-commit.ts).
+  const writeLock = new WriteLock();
   const dialect = options.inMemory
     ? new SqliteDialect({ database: withStatementCache(sqlite) })
-    : durableSqliteDialect(sqlite, withStatementCache(sqlite), file);
+    : durableSqliteDialect(sqlite, withStatementCache(sqlite), file, { writeLock });
   const db = new Kysely<Database>({ dialect });
   return {
     db,
     dialect: 'sqlite',
+    ...(options.inMemory ? {} : { sqliteFile: { path: file, writeLock } }),
     async ping() {
       if (!sqlite.open) throw new StoreError('store.unavailable', 'the SQLite database is closed');
       await sql`select 1`.execute(db);
     },
     close: () => db.destroy(),
-  };
-}
-
-const STATEMENT_CACHE_SIZE = 256;
-
-/**
- * Kysely prepares every query anew, and preparing costs more than running a small query. The
- * SQL text of a compiled Kysely query is stable, so prepared statements are reused by text (the
- * oldest dropped first). Safe because statements are only ever run to completion with `all` or
- * `run`, never left mid-iteration.
- */
-function withStatementCache(sqlite: SqliteDatabase.Database): SqliteDialectDatabase {
-  const cache = new Map<string, SqliteDatabase.Statement>();
-  return {
-    close: () => sqlite.close(),
-    prepare(text: string) {
-      let stmt = cache.get(text);
-      if (!stmt) {
-        stmt = sqlite.prepare(text);
-        if (cache.size >= STATEMENT_CACHE_SIZE) cache.delete(cache.keys().next().value!);
-        cache.set(text, stmt);
-      }
-      return stmt;
-    },
   };
 }
 

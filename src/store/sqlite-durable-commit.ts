@@ -12,10 +12,17 @@ import {
 import { StoreError } from '../core/errors.js';
 import { WalCheckpointer } from './sqlite-checkpointer.js';
 import { WalFlushThread } from './wal-flush-thread.js';
+import { WriteLock } from './sqlite-write-lock.js';
 
 export interface DurableCommitOptions {
   /** For tests: stands in for the flush thread's fdatasync. */
   readonly fdatasync?: typeof fdatasync;
+  /**
+   * Shared with the threads that write to the same file (./sqlite-write-lock.ts). Taken before
+   * every transaction and every autocommit statement that may write, and held until its flush
+   * has returned.
+   */
+  readonly writeLock?: WriteLock;
 }
 
 /**
@@ -60,9 +67,10 @@ export function durableSqliteDialect(sqlite: SqliteDatabase.Database, database: 
   const checkpointer = new WalCheckpointer(sqlite, file);
   const wal = new WalFlusher(`${file}-wal`, options.fdatasync, () => checkpointer.halt());
   const tracker = new WriteTracker(database);
+  const lock = options.writeLock ?? new WriteLock();
   return new (class extends SqliteDialect {
     override createDriver(): Driver {
-      return new DurableDriver(super.createDriver(), sqlite, tracker, wal, checkpointer);
+      return new DurableDriver(super.createDriver(), sqlite, tracker, wal, checkpointer, lock);
     }
   })({ database: tracker.database });
 }
@@ -163,20 +171,46 @@ class WalFlusher {
   }
 }
 
+/** Whether a statement is a plain SELECT, which cannot write (a WITH may carry an INSERT). */
+function isSelect(text: string): boolean {
+  let i = 0;
+  while (i < text.length && text.charCodeAt(i) <= 32) i++;
+  return text.length - i >= 6 && text.slice(i, i + 6).toLowerCase() === 'select';
+}
+
 class DurableDriver implements Driver {
   readonly #inner: Driver;
   readonly #sqlite: SqliteDatabase.Database;
   readonly #tracker: WriteTracker;
   readonly #wal: WalFlusher;
   readonly #checkpointer: WalCheckpointer;
+  readonly #lock: WriteLock;
   readonly #connections = new WeakMap<DatabaseConnection, DatabaseConnection>();
+  /**
+   * Whether this connection holds the write lock. Kysely's SQLite driver lends its one connection
+   * to one user at a time, so a flag suffices.
+   */
+  #locked = false;
 
-  constructor(inner: Driver, sqlite: SqliteDatabase.Database, tracker: WriteTracker, wal: WalFlusher, checkpointer: WalCheckpointer) {
+  constructor(inner: Driver, sqlite: SqliteDatabase.Database, tracker: WriteTracker, wal: WalFlusher, checkpointer: WalCheckpointer, lock: WriteLock) {
     this.#inner = inner;
     this.#sqlite = sqlite;
     this.#tracker = tracker;
     this.#wal = wal;
     this.#checkpointer = checkpointer;
+    this.#lock = lock;
+  }
+
+  async #takeLock(): Promise<void> {
+    const wait = this.#lock.acquire();
+    if (wait) await wait;
+    this.#locked = true;
+  }
+
+  #releaseLock(): void {
+    if (!this.#locked) return;
+    this.#locked = false;
+    this.#lock.release();
   }
 
   init(): Promise<void> {
@@ -202,20 +236,31 @@ class DurableDriver implements Driver {
         await this.#checkpointer.committed();
       }
     };
+    const execute = async <R>(query: CompiledQuery): Promise<QueryResult<R>> => {
+      let result: QueryResult<R>;
+      try {
+        result = await inner.executeQuery<R>(query);
+      } catch (err) {
+        // A failed statement may still have ended the transaction (SQLITE_FULL rolls it back),
+        // and what it wrote before then must not be answered from before a flush.
+        await settle();
+        throw err;
+      }
+      await settle();
+      return result;
+    };
     return {
       executeQuery: async <R>(query: CompiledQuery): Promise<QueryResult<R>> => {
         this.#wal.refuseIfFailed();
-        let result: QueryResult<R>;
+        // An autocommit statement that may write holds the write lock until its flush returned;
+        // a SELECT never needs it (WAL readers do not block the writer, nor it them).
+        if (this.#locked || this.#sqlite.inTransaction || isSelect(query.sql)) return execute<R>(query);
+        await this.#takeLock();
         try {
-          result = await inner.executeQuery<R>(query);
-        } catch (err) {
-          // A failed statement may still have ended the transaction (SQLITE_FULL rolls it back),
-          // and what it wrote before then must not be answered from before a flush.
-          await settle();
-          throw err;
+          return await execute<R>(query);
+        } finally {
+          this.#releaseLock();
         }
-        await settle();
-        return result;
       },
       streamQuery: <R>(query: CompiledQuery, chunkSize?: number) => {
         this.#wal.refuseIfFailed();
@@ -224,16 +269,34 @@ class DurableDriver implements Driver {
     };
   }
 
-  beginTransaction(connection: DatabaseConnection, settings: TransactionSettings): Promise<void> {
-    return this.#inner.beginTransaction(connection, settings);
+  /**
+   * Every transaction holds the write lock from BEGIN: a deferred transaction that read before
+   * another thread's commit could not write afterwards (./sqlite-write-lock.ts).
+   */
+  async beginTransaction(connection: DatabaseConnection, settings: TransactionSettings): Promise<void> {
+    await this.#takeLock();
+    try {
+      await this.#inner.beginTransaction(connection, settings);
+    } catch (err) {
+      this.#releaseLock();
+      throw err;
+    }
   }
 
-  commitTransaction(connection: DatabaseConnection): Promise<void> {
-    return this.#inner.commitTransaction(connection);
+  async commitTransaction(connection: DatabaseConnection): Promise<void> {
+    try {
+      await this.#inner.commitTransaction(connection);
+    } finally {
+      this.#releaseLock();
+    }
   }
 
-  rollbackTransaction(connection: DatabaseConnection): Promise<void> {
-    return this.#inner.rollbackTransaction(connection);
+  async rollbackTransaction(connection: DatabaseConnection): Promise<void> {
+    try {
+      await this.#inner.rollbackTransaction(connection);
+    } finally {
+      this.#releaseLock();
+    }
   }
 
   releaseConnection(connection: DatabaseConnection): Promise<void> {

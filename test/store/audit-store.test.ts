@@ -6,6 +6,7 @@ import fc from 'fast-check';
 import { sql } from 'kysely';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { type AuditEvent, serializeEvent } from '../../src/audit/event.js';
+import { integrationOf } from '../../src/audit/integration.js';
 import { AuditLog } from '../../src/audit/log.js';
 import { leafHash, rootFromLeafHashes } from '../../src/audit/merkle.js';
 import type { StoredAuditEvent } from '../../src/audit/store.js';
@@ -127,6 +128,35 @@ async function listAll(store: SqlAuditStore, tenant: string, limit: number): Pro
   }
   return { items, pages };
 }
+
+describe.each(TEST_DATABASES)('integration computed outside the transaction on $name', (target) => {
+  const database = freshDatabase(target);
+
+  it('stores a batch hashed from the current tree, and nothing once another integrator moved the tree', async () => {
+    const store = new SqlAuditStore(database().db, database().dialect);
+    const clock = new ManualClock();
+    const log = new AuditLog({ store, clock });
+    await Promise.all(Array.from({ length: 30 }, (_, i) => log.append(testEvent(i))));
+    const at = clock.now().toISOString();
+
+    const basis = await store.treeState();
+    const pending = await store.pendingEntries(10);
+    expect(pending).toHaveLength(10);
+    const stale = integrationOf(basis, pending, at);
+    // Another integrator takes the first 5 rows meanwhile.
+    await store.integratePending(5, (state, rows) => integrationOf(state, rows, at));
+    const moved = await store.treeState();
+    expect(await store.applyIntegration(basis, stale)).toBe(false);
+    expect(await store.treeState()).toEqual(moved);
+    expect((await allRows(database())).filter((r) => r.leaf_index !== null)).toHaveLength(5);
+
+    const fresh = integrationOf(moved, await store.pendingEntries(25), at);
+    expect(await store.applyIntegration(moved, fresh)).toBe(true);
+    const rows = await allRows(database());
+    expect(rows.map((r) => r.leaf_index)).toEqual(Array.from({ length: 30 }, (_, i) => i));
+    expect((await store.treeState())?.rootHash).toBe(referenceRoot(rows.map((r) => referenceLeafHash(r.payload))));
+  });
+});
 
 describe.each(TEST_DATABASES)('AuditStore with AuditLog on $name', (target) => {
   describe('append and integrate', () => {
