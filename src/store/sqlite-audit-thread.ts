@@ -121,7 +121,6 @@ export class SqliteAuditThread {
       return;
     }
     this.#worker = worker;
-    worker.unref();
     worker.on('message', (reply: AuditThreadReply) => {
       const pending = this.#pending.get(reply.id);
       this.#pending.delete(reply.id);
@@ -137,6 +136,8 @@ export class SqliteAuditThread {
         resolve();
       }),
     );
+    // After on('message'), which references the worker again: an idle thread keeps no process alive.
+    worker.unref();
   }
 
   /** The worker is gone: what it held is released, what waited for it fails, and the work goes on here. */

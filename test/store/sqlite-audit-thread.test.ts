@@ -1,6 +1,8 @@
+import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
 import { Checkpointer } from '../../src/audit/checkpointer.js';
 import { AuditLog } from '../../src/audit/log.js';
@@ -142,6 +144,23 @@ describe('the SQLite audit thread', () => {
     expect(isRampartError(removed) && removed.message).toContain('leaf 450 is missing');
     expect((await new SqlCheckpointStore(database.db, 'sqlite').latest())?.size).toBe(300);
     await checkpointer.close();
+  });
+
+  it.each(['idle', 'close'])('keeps no process alive and closes in full (%s)', { timeout: 60_000 }, (mode) => {
+    const dir = mkdtempSync(join(tmpdir(), 'rampart-audit-thread-exit-'));
+    try {
+      const child = spawnSync(process.execPath, ['--import', 'tsx', fileURLToPath(new URL('../support/audit-thread-exit.ts', import.meta.url)), dir, mode], {
+        encoding: 'utf8',
+        timeout: 50_000,
+      });
+      expect({ status: child.status, stdout: child.stdout, stderr: child.stderr.replace(/npm warn.*\n/g, '') }).toEqual({
+        status: 0,
+        stdout: mode === 'idle' ? 'started true\n' : 'closed\n',
+        stderr: '',
+      });
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('leaves the work to the event loop when its worker cannot run', async () => {
