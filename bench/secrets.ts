@@ -35,8 +35,8 @@ async function main(): Promise<void> {
   emit({ metric: 'env', value: { node: process.version, cpus: cpus().length, cpu_model: cpus()[0]?.model ?? 'unknown', store: databaseUrl ? 'postgres' : 'sqlite', seconds, concurrency, client_mode: loadMode(), client: clientDescription() } });
   const dataDir = mkdtempSync(join(tmpdir(), 'rampart-bench-secrets-'));
   const config = resolveServerConfig({ dataDir, listen: '127.0.0.1:0', logLevel: 'silent', databaseUrl }, {});
-  // A server past its first 4,096 audit events integrates on the audit thread; it runs from the
-  // start here, so that its start-up is not inside a measured window.
+  // A server integrates on the audit thread once it has integrated 4,096 audit events since it
+  // started; the thread runs from the start here, so that its start-up is not in a measured window.
   const runtime = await startRuntime(config, { logger: createLogger({ level: 'silent' }), auditThreadAfter: 0 });
   const { app, base } = await listenHttps(runtime);
   const agent = keepAliveAgent({ concurrency, ca: runtime.trustBundlePem });

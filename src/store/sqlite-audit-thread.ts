@@ -59,6 +59,7 @@ export class SqliteAuditThread {
   #integratedHere = 0;
   #worker: Worker | undefined;
   #stopped = false;
+  #closing = false;
   #exited: Promise<void> = Promise.resolve();
   #next = 0;
   readonly #pending = new Map<number, Pending>();
@@ -124,7 +125,8 @@ export class SqliteAuditThread {
     worker.on('message', (reply: AuditThreadReply) => {
       const pending = this.#pending.get(reply.id);
       this.#pending.delete(reply.id);
-      if (this.#pending.size === 0) worker.unref();
+      // Not while closing: close() holds its own reference until the worker has exited.
+      if (this.#pending.size === 0 && !this.#closing) worker.unref();
       if (!pending) return;
       if ('error' in reply) pending.reject(new StoreError('store.unavailable', `the audit thread failed: ${reply.error}`));
       else pending.resolve(reply);
@@ -165,8 +167,11 @@ export class SqliteAuditThread {
   /** Stops the thread after the work already sent to it. */
   async close(): Promise<void> {
     const worker = this.#worker;
-    if (!worker || this.#stopped) return;
+    const stopped = this.#stopped;
+    // A thread not started yet never starts now.
     this.#stopped = true;
+    if (!worker || stopped) return;
+    this.#closing = true;
     worker.ref();
     worker.postMessage({ op: 'close' });
     await this.#exited;

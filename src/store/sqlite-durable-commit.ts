@@ -45,7 +45,8 @@ export interface DurableCommitOptions {
  *   appends and every other store write are acknowledged only when on disk.
  * - The connection stays held until the flush has returned. Kysely's SQLite driver lends its
  *   single connection to one user at a time, and the transaction releases it only after commit
- *   resolves, so no other read can see a committed row that a power loss could take back. What
+ *   resolves, so no other read of this connection can see a committed row that a power loss could
+ *   take back (the audit thread's own connection can, see ./sqlite-audit-worker.ts). What
  *   the event loop does meanwhile is everything else: TLS, parsing, authentication, Cedar,
  *   cryptography, the answers of the batch before.
  *

@@ -79,7 +79,7 @@ describe('the SQLite audit thread', () => {
   it('builds the tree the event loop builds: leaves, interior nodes, head and root', async () => {
     const here = await openLog({ thread: false });
     const there = await openLog({ thread: true });
-    // 1,000 entries over batches that are not multiples of the worker's 64-row transactions.
+    // 1,000 entries over batches that are not multiples of the worker's transactions.
     for (const [from, n] of [
       [0, 1],
       [1, 300],
@@ -130,6 +130,7 @@ describe('the SQLite audit thread', () => {
     await appendAll(log, 0, 300);
     await log.integrateAll();
     expect((await checkpointer.checkpoint())?.size).toBe(300);
+    expect(thread!.running).toBe(true);
 
     await appendAll(log, 300, 300);
     await log.integrateAll();
@@ -146,7 +147,7 @@ describe('the SQLite audit thread', () => {
     await checkpointer.close();
   });
 
-  it.each(['idle', 'close'])('keeps no process alive and closes in full (%s)', { timeout: 60_000 }, (mode) => {
+  it.each(['idle', 'close', 'in-flight'])('keeps no process alive and closes in full (%s)', { timeout: 60_000 }, (mode) => {
     const dir = mkdtempSync(join(tmpdir(), 'rampart-audit-thread-exit-'));
     try {
       const child = spawnSync(process.execPath, ['--import', 'tsx', fileURLToPath(new URL('../support/audit-thread-exit.ts', import.meta.url)), dir, mode], {
