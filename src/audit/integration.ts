@@ -1,5 +1,5 @@
 import { CompactRange, type Hash, leafHashOfText } from './merkle.js';
-import type { Integration, PendingEntry, TreeNodeRow, TreeState } from './store.js';
+import type { AuditStore, Integration, PendingEntry, TreeNodeRow, TreeState } from './store.js';
 import { STORED_NODE_MIN_HEIGHT } from './tiles.js';
 
 const hex = (b: Uint8Array): string => Buffer.from(b).toString('hex');
@@ -29,4 +29,10 @@ export function integrationOf(state: TreeState | undefined, pending: readonly Pe
     tree: { size: range.size, frontier: JSON.stringify(range.toJSON()), rootHash: hex(range.root()) },
     at,
   };
+}
+
+/** Integrates up to `limit` pending rows of `store` in one of its transactions; returns how many. */
+export async function integratePendingIn(store: Pick<AuditStore, 'integratePending'>, limit: number, at: string): Promise<number> {
+  const result = await store.integratePending(limit, (state, pending) => integrationOf(state, pending, at));
+  return result?.entries.length ?? 0;
 }

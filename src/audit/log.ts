@@ -3,7 +3,7 @@ import type { Clock } from '../core/clock.js';
 import { AuditError } from '../core/errors.js';
 import { type AuditEvent, serializeEvent } from './event.js';
 import { MAX_FIELD_CHARS, requireEntrySize } from './event-bounds.js';
-import { integrationOf } from './integration.js';
+import { integratePendingIn } from './integration.js';
 import { type EventIndexFields, indexFieldsOf } from './query.js';
 import type { AuditStore } from './store.js';
 
@@ -23,7 +23,7 @@ export interface AuditLogOptions {
   /**
    * Integrates up to `limit` pending rows, stamped `at`, and returns how many it integrated: for
    * a store that integrates on a thread of its own (src/store/sqlite-audit-thread.ts). By default
-   * the batch is computed here, by {@link integrationOf} inside the store's transaction.
+   * the batch is computed here, by `integrationOf` (./integration.ts) in the store's transaction.
    */
   readonly integrator?: (limit: number, at: string) => Promise<number>;
 }
@@ -100,9 +100,7 @@ export class AuditLog {
     this.#onAppend = options.onAppend;
     this.#onIntegrated = options.onIntegrated;
     const store = this.#store;
-    this.#integrator =
-      options.integrator ??
-      (async (limit, at) => (await store.integratePending(limit, (state, pending) => integrationOf(state, pending, at)))?.entries.length ?? 0);
+    this.#integrator = options.integrator ?? ((limit, at) => integratePendingIn(store, limit, at));
   }
 
   /** The row an event is stored as; used to write an event inside a caller's own transaction. */
@@ -167,7 +165,7 @@ export class AuditLog {
   }
 
   /**
-   * Integrates up to one batch of pending rows into the Merkle tree ({@link integrationOf}) and
+   * Integrates up to one batch of pending rows into the Merkle tree (./integration.ts) and
    * returns how many were integrated. The interior nodes the batch completes are stored with it,
    * so proofs never recompute them.
    */

@@ -1,6 +1,6 @@
 import { Worker } from 'node:worker_threads';
 import { type RangeExtender, storeExtender } from '../audit/checkpointer.js';
-import { integrationOf } from '../audit/integration.js';
+import { integratePendingIn } from '../audit/integration.js';
 import { CompactRange } from '../audit/merkle.js';
 import type { AuditStore } from '../audit/store.js';
 import { StoreError } from '../core/errors.js';
@@ -20,9 +20,9 @@ import type { AuditThreadReply, AuditThreadRequest } from './sqlite-audit-worker
  * it computed, and the event loop signs.
  *
  * The two connections write to one file, so both take the store's write lock first
- * (./sqlite-write-lock.ts). The worker hashes each batch of {@link WORKER_TXN_ROWS} rows before
- * it takes the lock and holds it for the batch's writes only, so an append seldom waits for it,
- * and briefly (./sqlite-audit-worker.ts says why its commits need no fsync of their own).
+ * (./sqlite-write-lock.ts). The worker hashes each small batch before it takes the lock and holds
+ * it for the batch's writes only, so an append seldom waits for it, and briefly
+ * (./sqlite-audit-worker.ts has the batch size, and says why its commits need no fsync).
  *
  * The thread starts once `startAfter` entries were integrated on the event loop, as the WAL
  * checkpointer does (a short-lived database never needs it). Should it fail to start or stop,
@@ -39,9 +39,6 @@ export interface SqliteAuditThreadOptions {
   /** Told once if the thread cannot start or stops; the work goes on on the event loop. */
   readonly onStopped?: (err: unknown) => void;
 }
-
-/** Rows per transaction in the worker: what an append may have to wait for. */
-export const WORKER_TXN_ROWS = 16;
 
 export const DEFAULT_START_AFTER = 4096;
 
@@ -78,12 +75,11 @@ export class SqliteAuditThread {
   /** For AuditLog's `integrator`: integrates up to `limit` pending rows stamped `at`. */
   readonly integrate = async (limit: number, at: string): Promise<number> => {
     if (this.running) {
-      const reply = await this.#callOrStop({ op: 'integrate', limit, at, txnRows: WORKER_TXN_ROWS });
+      const reply = await this.#callOrStop({ op: 'integrate', limit, at });
       if (reply && 'count' in reply) return reply.count;
       if (reply) throw outOfTurn();
     }
-    const r = await this.#options.store.integratePending(limit, (state, pending) => integrationOf(state, pending, at));
-    const n = r?.entries.length ?? 0;
+    const n = await integratePendingIn(this.#options.store, limit, at);
     this.#integratedHere += n;
     if (!this.#stopped && !this.#worker && this.#integratedHere >= (this.#options.startAfter ?? DEFAULT_START_AFTER)) this.#start();
     return n;

@@ -8,7 +8,7 @@ import { parentPort, workerData } from 'node:worker_threads';
 import SqliteDatabase from 'better-sqlite3';
 import { Kysely, SqliteDialect } from 'kysely';
 import { type BadLeaf, extendFromStore } from '../audit/checkpointer.js';
-import { integrationOf } from '../audit/integration.js';
+import { integratePendingIn, integrationOf } from '../audit/integration.js';
 import { CompactRange } from '../audit/merkle.js';
 import { SqlAuditStore } from './audit-store.js';
 import { WAL_SIZE_LIMIT_BYTES } from './sqlite-checkpointer.js';
@@ -17,7 +17,7 @@ import { WriteLock } from './sqlite-write-lock.js';
 import type { Database } from './schema.js';
 
 export type AuditThreadRequest =
-  | { readonly id: number; readonly op: 'integrate'; readonly limit: number; readonly at: string; readonly txnRows: number }
+  | { readonly id: number; readonly op: 'integrate'; readonly limit: number; readonly at: string }
   | { readonly id: number; readonly op: 'extend'; readonly frontier: string; readonly size: number };
 
 export type AuditThreadReply =
@@ -31,17 +31,20 @@ interface WorkerData {
   readonly lock: SharedArrayBuffer;
 }
 
+/** Rows per transaction: what an append on the event loop may have to wait for. */
+const TXN_ROWS = 16;
+
 /**
- * Integrates up to `limit` rows in transactions of `txnRows`, and stops at the first partial one
+ * Integrates up to `limit` rows in transactions of {@link TXN_ROWS}, and stops at the first partial one
  * (caught up). Each batch is read and hashed before the write lock is taken, so the lock is held
  * for the batch's writes and COMMIT only: what an append on the event loop may wait for. Should
  * the tree have moved meanwhile (no other integrator runs while this thread does, but the store
  * does not rely on it), the batch is done again under the lock.
  */
-async function integrate(store: SqlAuditStore, lock: WriteLock, limit: number, at: string, txnRows: number): Promise<number> {
+async function integrate(store: SqlAuditStore, lock: WriteLock, limit: number, at: string): Promise<number> {
   let done = 0;
   while (done < limit) {
-    const want = Math.min(txnRows, limit - done);
+    const want = Math.min(TXN_ROWS, limit - done);
     const basis = await store.treeState();
     const pending = await store.pendingEntries(want);
     if (pending.length === 0) break;
@@ -50,7 +53,7 @@ async function integrate(store: SqlAuditStore, lock: WriteLock, limit: number, a
     lock.acquireBlocking();
     try {
       if (!(await store.applyIntegration(basis, result))) {
-        n = (await store.integratePending(want, (state, rows) => integrationOf(state, rows, at)))?.entries.length ?? 0;
+        n = await integratePendingIn(store, want, at);
       }
     } finally {
       lock.release();
@@ -97,7 +100,7 @@ if (parentPort) {
       try {
         reply =
           request.op === 'integrate'
-            ? { id: request.id, count: await integrate(store, lock, request.limit, request.at, request.txnRows) }
+            ? { id: request.id, count: await integrate(store, lock, request.limit, request.at) }
             : { id: request.id, ...(await extend(store, request.frontier, request.size)) };
       } catch (err) {
         reply = { id: request.id, error: err instanceof Error ? err.message : String(err) };

@@ -6,7 +6,7 @@ import fc from 'fast-check';
 import { sql } from 'kysely';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { type AuditEvent, serializeEvent } from '../../src/audit/event.js';
-import { integrationOf } from '../../src/audit/integration.js';
+import { integratePendingIn, integrationOf } from '../../src/audit/integration.js';
 import { AuditLog } from '../../src/audit/log.js';
 import { leafHash, rootFromLeafHashes } from '../../src/audit/merkle.js';
 import type { StoredAuditEvent } from '../../src/audit/store.js';
@@ -144,7 +144,7 @@ describe.each(TEST_DATABASES)('integration computed outside the transaction on $
     expect(pending).toHaveLength(10);
     const stale = integrationOf(basis, pending, at);
     // Another integrator takes the first 5 rows meanwhile.
-    await store.integratePending(5, (state, rows) => integrationOf(state, rows, at));
+    await integratePendingIn(store, 5, at);
     const moved = await store.treeState();
     expect(await store.applyIntegration(basis, stale)).toBe(false);
     expect(await store.treeState()).toEqual(moved);
