@@ -3,7 +3,7 @@ import { type RangeExtender, storeExtender } from '../audit/checkpointer.js';
 import { integratePendingIn } from '../audit/integration.js';
 import { CompactRange } from '../audit/merkle.js';
 import type { AuditStore } from '../audit/store.js';
-import { StoreError } from '../core/errors.js';
+import { ERROR_CODES, RampartError, StoreError } from '../core/errors.js';
 import { WORKER, type WriteLock } from './sqlite-write-lock.js';
 import type { AuditThreadReply, AuditThreadRequest } from './sqlite-audit-worker.js';
 
@@ -47,6 +47,13 @@ type WithoutId<T> = T extends unknown ? Omit<T, 'id'> : never;
 type Answer = Exclude<AuditThreadReply, { error: string }>;
 
 type Pending = { resolve(reply: Answer): void; reject(err: Error): void };
+
+/** The worker's failure as an error of the same code (`store.unavailable` when it had none). */
+function threadFailure(reply: Extract<AuditThreadReply, { error: string }>): RampartError {
+  const message = `the audit thread failed: ${reply.error}`;
+  const options = reply.details ? { details: reply.details } : {};
+  return reply.code && reply.code in ERROR_CODES ? new RampartError(reply.code, message, options) : new StoreError('store.unavailable', message, options);
+}
 
 const outOfTurn = (): StoreError => new StoreError('store.unavailable', 'the audit thread answered out of turn');
 
@@ -124,7 +131,7 @@ export class SqliteAuditThread {
       // Not while closing: close() holds its own reference until the worker has exited.
       if (this.#pending.size === 0 && !this.#closing) worker.unref();
       if (!pending) return;
-      if ('error' in reply) pending.reject(new StoreError('store.unavailable', `the audit thread failed: ${reply.error}`));
+      if ('error' in reply) pending.reject(threadFailure(reply));
       else pending.resolve(reply);
     });
     worker.on('error', (err) => this.#stop(err));

@@ -10,6 +10,7 @@ import { Kysely, SqliteDialect } from 'kysely';
 import { type BadLeaf, extendFromStore } from '../audit/checkpointer.js';
 import { integratePendingIn, integrationOf } from '../audit/integration.js';
 import { CompactRange } from '../audit/merkle.js';
+import { type ErrorCode, RampartError } from '../core/errors.js';
 import { SqlAuditStore } from './audit-store.js';
 import { WAL_SIZE_LIMIT_BYTES } from './sqlite-checkpointer.js';
 import { withStatementCache } from './sqlite-statement-cache.js';
@@ -24,7 +25,8 @@ export type AuditThreadReply =
   | { readonly id: number; readonly count: number }
   | { readonly id: number; readonly frontier: string }
   | { readonly id: number; readonly bad: BadLeaf }
-  | { readonly id: number; readonly error: string };
+  /** A failure; `code` and `details` when it was a RampartError, so the event loop sees the same code. */
+  | { readonly id: number; readonly error: string; readonly code?: ErrorCode; readonly details?: Record<string, unknown> };
 
 interface WorkerData {
   readonly path: string;
@@ -103,7 +105,10 @@ if (parentPort) {
             ? { id: request.id, count: await integrate(store, lock, request.limit, request.at) }
             : { id: request.id, ...(await extend(store, request.frontier, request.size)) };
       } catch (err) {
-        reply = { id: request.id, error: err instanceof Error ? err.message : String(err) };
+        reply =
+          err instanceof RampartError
+            ? { id: request.id, error: err.message, code: err.code, ...(err.details ? { details: err.details } : {}) }
+            : { id: request.id, error: err instanceof Error ? err.message : String(err) };
       }
       port.postMessage(reply);
     });

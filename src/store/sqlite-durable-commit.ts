@@ -57,8 +57,9 @@ export interface DurableCommitOptions {
  * A failed flush leaves the page cache in an unknown state (Linux may drop the dirty pages and
  * report success to a later fsync; PostgreSQL's "fsyncgate", 2018): the store then refuses every
  * further statement with `store.unavailable`, the writes waiting on that flush fail (what they
- * committed may or may not be on disk, as after any failed commit), and the checkpoint worker
- * stops copying the WAL into the database file. Closing the connection (at shutdown, or
+ * committed may or may not be on disk, as after any failed commit), the checkpoint worker
+ * stops copying the WAL into the database file, and the write lock tells the audit thread to stop
+ * writing as well (./sqlite-write-lock.ts). Closing the connection (at shutdown, or
  * better-sqlite3's own hook at process exit, which cannot be told otherwise) still runs SQLite's
  * final checkpoint: a disk that failed an fsync is not trusted by any of this, and the operator
  * has to check it (`rampart audit verify --data-dir`) before trusting the store again.
@@ -66,9 +67,12 @@ export interface DurableCommitOptions {
 export function durableSqliteDialect(sqlite: SqliteDatabase.Database, database: SqliteDialectDatabase, file: string, options: DurableCommitOptions = {}): SqliteDialect {
   sqlite.pragma('synchronous = NORMAL');
   const checkpointer = new WalCheckpointer(sqlite, file);
-  const wal = new WalFlusher(`${file}-wal`, options.fdatasync, () => checkpointer.halt());
-  const tracker = new WriteTracker(database);
   const lock = options.writeLock ?? new WriteLock();
+  const wal = new WalFlusher(`${file}-wal`, options.fdatasync, () => {
+    checkpointer.halt();
+    lock.fail();
+  });
+  const tracker = new WriteTracker(database);
   return new (class extends SqliteDialect {
     override createDriver(): Driver {
       return new DurableDriver(super.createDriver(), sqlite, tracker, wal, checkpointer, lock);
@@ -284,11 +288,17 @@ class DurableDriver implements Driver {
     }
   }
 
+  /**
+   * A COMMIT that fails may leave the transaction open (a deferred foreign key still violated,
+   * https://www.sqlite.org/foreignkeys.html#fk_deferred): the lock is then kept for the rollback
+   * that follows, so that no other thread tries to write while this connection still holds
+   * SQLite's own write lock (it would sleep in its busy handler).
+   */
   async commitTransaction(connection: DatabaseConnection): Promise<void> {
     try {
       await this.#inner.commitTransaction(connection);
     } finally {
-      this.#releaseLock();
+      if (!this.#sqlite.inTransaction) this.#releaseLock();
     }
   }
 

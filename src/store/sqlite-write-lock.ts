@@ -14,11 +14,20 @@
  * The event loop comes first: a worker that finds it waiting lets it in before taking the lock
  * again, so a worker working through a backlog in many short transactions cannot keep a
  * request's write waiting for the whole backlog.
+ *
+ * The lock also carries the store's failure: once a flush of the WAL failed, the event loop's
+ * connection refuses everything (./sqlite-durable-commit.ts), and {@link WriteLock.fail} makes
+ * the worker refuse to write too, since nothing written after that failure can be trusted to
+ * reach the disk.
  */
+
+import { StoreError } from '../core/errors.js';
 
 // Int32 slots of the shared array.
 const OWNER = 0;
 const LOOP_WAITING = 1;
+const FAILED = 2;
+const SLOTS = 3;
 
 const FREE = 0;
 /** Who holds the lock. */
@@ -35,7 +44,7 @@ export class WriteLock {
   readonly #state: Int32Array;
 
   /** A new lock, or (in the worker) the one whose `buffer` the event loop handed over. */
-  constructor(buffer: SharedArrayBuffer = new SharedArrayBuffer(2 * Int32Array.BYTES_PER_ELEMENT)) {
+  constructor(buffer: SharedArrayBuffer = new SharedArrayBuffer(SLOTS * Int32Array.BYTES_PER_ELEMENT)) {
     this.#state = new Int32Array(buffer);
   }
 
@@ -66,13 +75,39 @@ export class WriteLock {
     }
   }
 
-  /** For a worker: blocks its thread until the lock is held, letting a waiting event loop go first. */
+  /**
+   * For a worker: blocks its thread until the lock is held, letting a waiting event loop go first.
+   * Throws `store.unavailable` once the store {@link WriteLock.fail failed}, before or while it waits.
+   */
   acquireBlocking(): void {
     for (;;) {
-      if (Atomics.load(this.#state, LOOP_WAITING) === 0 && Atomics.compareExchange(this.#state, OWNER, FREE, WORKER) === FREE) return;
+      this.#refuseIfFailed();
+      if (Atomics.load(this.#state, LOOP_WAITING) === 0 && Atomics.compareExchange(this.#state, OWNER, FREE, WORKER) === FREE) {
+        // The failure may have been marked between the check above and the exchange.
+        if (Atomics.load(this.#state, FAILED) === 0) return;
+        this.release();
+        continue;
+      }
       const owner = Atomics.load(this.#state, OWNER);
       Atomics.wait(this.#state, OWNER, owner, owner === FREE ? YIELD_MS : undefined);
     }
+  }
+
+  /**
+   * Marks the store failed for every thread sharing the lock, and wakes a worker waiting for it so
+   * that it sees the failure. Never undone: the process has to restart.
+   */
+  fail(): void {
+    Atomics.store(this.#state, FAILED, 1);
+    Atomics.notify(this.#state, OWNER);
+  }
+
+  get failed(): boolean {
+    return Atomics.load(this.#state, FAILED) !== 0;
+  }
+
+  #refuseIfFailed(): void {
+    if (this.failed) throw new StoreError('store.unavailable', 'an earlier flush of the SQLite WAL failed; the store refuses writes until the process restarts');
   }
 
   release(): void {

@@ -6,7 +6,7 @@ import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
 import { Checkpointer } from '../../src/audit/checkpointer.js';
 import { AuditLog } from '../../src/audit/log.js';
-import { rootFromLeafHashes } from '../../src/audit/merkle.js';
+import { type CompactRange, rootFromLeafHashes } from '../../src/audit/merkle.js';
 import { isRampartError } from '../../src/core/errors.js';
 import { ManualClock } from '../../src/core/clock.js';
 import type { Sealer } from '../../src/core/sealer.js';
@@ -19,7 +19,8 @@ import { testEvent } from '../support/audit-event.js';
 /**
  * The audit tree's work on a thread of its own (src/store/sqlite-audit-thread.ts): the tree it
  * builds is the one the event loop builds, appends racing with it all land in it, a checkpoint is
- * still refused over a tampered leaf, and a thread that cannot run leaves the work to the loop.
+ * still refused over a tampered leaf, a failed store stops its writes, and a thread that cannot
+ * run leaves the work to the loop.
  */
 
 const open: { database: StoreDatabase; thread?: SqliteAuditThread; dir: string }[] = [];
@@ -162,6 +163,40 @@ describe('the SQLite audit thread', () => {
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
+  });
+
+  it('writes nothing once the store has failed, and says why with the store\'s code', async () => {
+    const { database, log, store, thread, clock } = await openLog({ thread: true });
+    await appendAll(log, 0, 40);
+    await log.integrateAll();
+    expect(thread!.running).toBe(true);
+    await appendAll(log, 40, 20);
+    // What a failed flush of the WAL on the event loop's connection does (src/store/sqlite-durable-commit.ts).
+    database.sqliteFile!.writeLock.fail();
+    const refused = await thread!.integrate(1000, clock.now().toISOString()).then(
+      () => undefined,
+      (err: unknown) => err,
+    );
+    expect(isRampartError(refused) && refused.code).toBe('store.unavailable');
+    expect((refused as Error).message).toMatch(/flush of the SQLite WAL failed/);
+    // The worker is still there, refusing; nothing of the 20 pending rows was integrated.
+    expect(thread!.running).toBe(true);
+    expect((await store.treeState())?.size).toBe(40);
+    expect(await store.pendingEntries(100)).toHaveLength(20);
+  });
+
+  it("passes on the code and details of the worker's error", async () => {
+    const { log, thread } = await openLog({ thread: true });
+    await appendAll(log, 0, 10);
+    await log.integrateAll();
+    // A frontier the worker cannot read: 3 leaves need 2 hashes (RFC 9162 §2.1.1's compact range).
+    const torn = { toJSON: () => ({ size: 3, hashes: [] }) } as unknown as CompactRange;
+    const refused = await thread!.extend(torn, 10).then(
+      () => undefined,
+      (err: unknown) => err,
+    );
+    expect(isRampartError(refused) && refused.code).toBe('audit.range_invalid');
+    expect(isRampartError(refused) && refused.details).toMatchObject({ size: 3 });
   });
 
   it('leaves the work to the event loop when its worker cannot run', async () => {

@@ -10,6 +10,7 @@ import { isRampartError } from '../../src/core/errors.js';
 import { openDatabase } from '../../src/store/database.js';
 import { CHECKPOINT_WORKER_AFTER_COMMITS, WAL_DRAIN_FRAMES } from '../../src/store/sqlite-checkpointer.js';
 import { durableSqliteDialect } from '../../src/store/sqlite-durable-commit.js';
+import { WriteLock } from '../../src/store/sqlite-write-lock.js';
 import { WalFlushThread } from '../../src/store/wal-flush-thread.js';
 
 /**
@@ -31,7 +32,7 @@ interface Flushes {
   release(err?: NodeJS.ErrnoException): void;
 }
 
-async function open(manual: boolean): Promise<{ db: Db; file: string; flushes: Flushes }> {
+async function open(manual: boolean, writeLock = new WriteLock()): Promise<{ db: Db; file: string; flushes: Flushes; sqlite: SqliteDatabase.Database; writeLock: WriteLock }> {
   const dir = mkdtempSync(join(tmpdir(), 'rampart-durable-'));
   dirs.push(dir);
   const file = join(dir, 'test.db');
@@ -49,10 +50,10 @@ async function open(manual: boolean): Promise<{ db: Db; file: string; flushes: F
     calls.push({ fd, done });
     if (!held) flushes.release();
   }) as typeof import('node:fs').fdatasync;
-  const db: Db = new Kysely({ dialect: durableSqliteDialect(sqlite, sqlite as never, file, { fdatasync }) });
+  const db: Db = new Kysely({ dialect: durableSqliteDialect(sqlite, sqlite as never, file, { fdatasync, writeLock }) });
   await sql`create table t (id integer primary key, v text not null)`.execute(db);
   held = manual;
-  return { db, file, flushes };
+  return { db, file, flushes, sqlite, writeLock };
 }
 
 /** Lets every queued microtask and one turn of the event loop run. */
@@ -122,16 +123,19 @@ describe('durable SQLite commits', () => {
     await db.destroy();
   });
 
-  it('fails the write whose flush failed and refuses every later statement', async () => {
-    const { db, flushes } = await open(true);
+  it('fails the write whose flush failed and refuses every later statement, telling the write lock', async () => {
+    const { db, flushes, writeLock } = await open(true);
     const write = db.insertInto('t').values({ id: 1, v: 'a' }).execute();
     await turn();
+    expect(writeLock.failed).toBe(false);
     flushes.release(Object.assign(new Error('EIO: i/o error, fdatasync'), { code: 'EIO' }));
     const failed = await write.then(
       () => undefined,
       (err: unknown) => err,
     );
     expect(isRampartError(failed) && failed.code).toBe('store.unavailable');
+    // The audit thread shares the lock: it must stop writing too.
+    expect(writeLock.failed).toBe(true);
     for (const next of [() => db.selectFrom('t').selectAll().execute(), () => db.insertInto('t').values({ id: 2, v: 'b' }).execute()]) {
       const err = await next().then(
         () => undefined,
@@ -139,6 +143,41 @@ describe('durable SQLite commits', () => {
       );
       expect(isRampartError(err) && err.code).toBe('store.unavailable');
     }
+    await db.destroy();
+  });
+
+  it('keeps the write lock while a failed COMMIT leaves its transaction open, until the rollback', async () => {
+    // Records, at each release, whether the connection was still inside a transaction.
+    const releasedInTransaction: boolean[] = [];
+    const connection: { sqlite?: SqliteDatabase.Database } = {};
+    const writeLock = new (class extends WriteLock {
+      override release(): void {
+        releasedInTransaction.push(connection.sqlite?.inTransaction ?? false);
+        super.release();
+      }
+    })();
+    const { db, sqlite } = await open(false, writeLock);
+    connection.sqlite = sqlite;
+    sqlite.pragma('foreign_keys = ON');
+    await sql`create table parent (id integer primary key)`.execute(db);
+    await sql`create table child (id integer primary key, parent integer references parent (id) deferrable initially deferred)`.execute(db);
+    releasedInTransaction.length = 0;
+    // A deferred foreign key is checked at COMMIT, which then fails and leaves the transaction
+    // open (https://www.sqlite.org/foreignkeys.html#fk_deferred); Kysely rolls it back.
+    const failed = await db
+      .transaction()
+      .execute((t) => sql`insert into child (id, parent) values (1, 99)`.execute(t))
+      .then(
+        () => undefined,
+        (err: unknown) => err as { code?: string },
+      );
+    expect(failed?.code).toBe('SQLITE_CONSTRAINT_FOREIGNKEY');
+    expect(releasedInTransaction).toEqual([false]);
+    expect(sqlite.inTransaction).toBe(false);
+    expect(await sql<{ n: number }>`select count(*) as n from child`.execute(db).then((r) => r.rows[0]?.n)).toBe(0);
+    // The lock is free again.
+    expect(writeLock.acquire()).toBeUndefined();
+    writeLock.release();
     await db.destroy();
   });
 });

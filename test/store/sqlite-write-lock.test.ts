@@ -11,7 +11,8 @@ import { LOOP, WORKER, WriteLock } from '../../src/store/sqlite-write-lock.js';
 /**
  * The write lock shared by the event loop and the audit thread (src/store/sqlite-write-lock.ts),
  * with a real second thread: mutual exclusion, the event loop first, release of a stopped
- * worker's hold, and the store's writes waiting for it without blocking the event loop.
+ * worker's hold, a failed store refusing the worker, and the store's writes waiting for it
+ * without blocking the event loop.
  */
 
 const dirs: string[] = [];
@@ -117,6 +118,31 @@ describe('the SQLite write lock', () => {
     expect(held).toBe(true);
     lock.releaseHeldBy(WORKER); // the event loop holds it now
     expect(lock.acquire()).toBeInstanceOf(Promise);
+  });
+
+  it('refuses a worker once the store failed, waking one that waits for it', async () => {
+    const lock = new WriteLock();
+    const shared = new Int32Array(new SharedArrayBuffer(8));
+    // The worker waits while the event loop holds the lock, and reports what its wait ended in.
+    const { worker, exited } = lockWorker(
+      lock,
+      shared,
+      `port.postMessage('waiting');
+      try { lock.acquireBlocking(); port.postMessage('acquired'); } catch (err) { port.postMessage(err.code); }
+      try { lock.acquireBlocking(); port.postMessage('acquired'); } catch (err) { port.postMessage(err.code); }`,
+    );
+    const replies: string[] = [];
+    worker.on('message', (m: string) => replies.push(m));
+    expect(lock.acquire()).toBeUndefined();
+    await message(worker, 'waiting');
+    for (let i = 0; i < 5; i++) await turn();
+    expect(replies).toEqual(['waiting']);
+    lock.fail();
+    await exited;
+    // Woken by the failure while the event loop still holds the lock; refused again afterwards.
+    expect(replies).toEqual(['waiting', 'store.unavailable', 'store.unavailable']);
+    expect(lock.failed).toBe(true);
+    lock.release();
   });
 
   it('makes the store wait for it, writes and transactions alike, without blocking the event loop', async () => {
