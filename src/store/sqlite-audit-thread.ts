@@ -3,7 +3,7 @@ import { type RangeExtender, storeExtender } from '../audit/checkpointer.js';
 import { integratePendingIn } from '../audit/integration.js';
 import { CompactRange } from '../audit/merkle.js';
 import type { AuditStore } from '../audit/store.js';
-import { ERROR_CODES, RampartError, StoreError } from '../core/errors.js';
+import { AuditError, ERROR_CODES, RampartError, StoreError } from '../core/errors.js';
 import { WORKER, type WriteLock } from './sqlite-write-lock.js';
 import type { AuditThreadReply, AuditThreadRequest } from './sqlite-audit-worker.js';
 
@@ -48,11 +48,17 @@ type Answer = Exclude<AuditThreadReply, { error: string }>;
 
 type Pending = { resolve(reply: Answer): void; reject(err: Error): void };
 
-/** The worker's failure as an error of the same code (`store.unavailable` when it had none). */
+/**
+ * The worker's failure as an error of the same code and class (`store.unavailable` when it had
+ * none): the worker's work throws only store and audit errors.
+ */
 function threadFailure(reply: Extract<AuditThreadReply, { error: string }>): RampartError {
   const message = `the audit thread failed: ${reply.error}`;
   const options = reply.details ? { details: reply.details } : {};
-  return reply.code && reply.code in ERROR_CODES ? new RampartError(reply.code, message, options) : new StoreError('store.unavailable', message, options);
+  const code = reply.code !== undefined && Object.hasOwn(ERROR_CODES, reply.code) ? reply.code : 'store.unavailable';
+  if (code.startsWith('store.')) return new StoreError(code as StoreError['code'], message, options);
+  if (code.startsWith('audit.')) return new AuditError(code as AuditError['code'], message, options);
+  return new RampartError(code, message, options);
 }
 
 const outOfTurn = (): StoreError => new StoreError('store.unavailable', 'the audit thread answered out of turn');

@@ -110,7 +110,12 @@ if (parentPort) {
             ? { id: request.id, error: err.message, code: err.code, ...(err.details ? { details: err.details } : {}) }
             : { id: request.id, error: err instanceof Error ? err.message : String(err) };
       }
-      port.postMessage(reply);
+      try {
+        port.postMessage(reply);
+      } catch {
+        // Details that cannot be cloned (never expected: they are plain data) must not stop the thread.
+        port.postMessage({ id: request.id, error: 'error' in reply ? reply.error : 'the reply could not be sent', ...('code' in reply && reply.code ? { code: reply.code } : {}) });
+      }
     });
   });
 }

@@ -292,7 +292,9 @@ class DurableDriver implements Driver {
    * A COMMIT that fails may leave the transaction open (a deferred foreign key still violated,
    * https://www.sqlite.org/foreignkeys.html#fk_deferred): the lock is then kept for the rollback
    * that follows, so that no other thread tries to write while this connection still holds
-   * SQLite's own write lock (it would sleep in its busy handler).
+   * SQLite's own write lock (it would sleep in its busy handler). Every transaction here is
+   * rolled back after a failed commit: Kysely's `transaction().execute` does it, and so does the
+   * group committer's controlled transaction (./group-commit.ts).
    */
   async commitTransaction(connection: DatabaseConnection): Promise<void> {
     try {

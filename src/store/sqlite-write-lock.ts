@@ -39,6 +39,12 @@ export const WORKER = 2;
  * (milliseconds). The loop takes it at its next turn; the bound only matters if it never comes.
  */
 const YIELD_MS = 5;
+/**
+ * How long a worker waits for a held lock before it looks again (milliseconds). A release wakes
+ * it at once; the bound is for a {@link WriteLock.fail failure} marked between its check and its
+ * wait, whose wake-up it would otherwise miss until the holder's release.
+ */
+const HELD_MS = 50;
 
 export class WriteLock {
   readonly #state: Int32Array;
@@ -89,7 +95,7 @@ export class WriteLock {
         continue;
       }
       const owner = Atomics.load(this.#state, OWNER);
-      Atomics.wait(this.#state, OWNER, owner, owner === FREE ? YIELD_MS : undefined);
+      Atomics.wait(this.#state, OWNER, owner, owner === FREE ? YIELD_MS : HELD_MS);
     }
   }
 

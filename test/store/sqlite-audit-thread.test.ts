@@ -7,7 +7,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { Checkpointer } from '../../src/audit/checkpointer.js';
 import { AuditLog } from '../../src/audit/log.js';
 import { type CompactRange, rootFromLeafHashes } from '../../src/audit/merkle.js';
-import { isRampartError } from '../../src/core/errors.js';
+import { AuditError, StoreError, isRampartError } from '../../src/core/errors.js';
 import { ManualClock } from '../../src/core/clock.js';
 import type { Sealer } from '../../src/core/sealer.js';
 import { SqlAuditStore } from '../../src/store/audit-store.js';
@@ -177,6 +177,7 @@ describe('the SQLite audit thread', () => {
       () => undefined,
       (err: unknown) => err,
     );
+    expect(refused).toBeInstanceOf(StoreError);
     expect(isRampartError(refused) && refused.code).toBe('store.unavailable');
     expect((refused as Error).message).toMatch(/flush of the SQLite WAL failed/);
     // The worker is still there, refusing; nothing of the 20 pending rows was integrated.
@@ -196,6 +197,7 @@ describe('the SQLite audit thread', () => {
       (err: unknown) => err,
     );
     expect(isRampartError(refused) && refused.code).toBe('audit.range_invalid');
+    expect(refused).toBeInstanceOf(AuditError);
     expect(isRampartError(refused) && refused.details).toMatchObject({ size: 3 });
   });
 
