@@ -61,15 +61,15 @@ function openSqlite(options: OpenDatabaseOptions): StoreDatabase {
   // An acknowledged audit event or token must survive a power loss: a file database flushes the
   // WAL before answering, as `synchronous = FULL` would, but off the event loop
   // (sqlite-durable-commit.ts).
-  const writeLock = new WriteLock();
-  const dialect = options.inMemory
-    ? new SqliteDialect({ database: withStatementCache(sqlite) })
-    : durableSqliteDialect(sqlite, withStatementCache(sqlite), file, { writeLock });
+  const sqliteFile = options.inMemory ? undefined : { path: file, writeLock: new WriteLock() };
+  const dialect = sqliteFile
+    ? durableSqliteDialect(sqlite, withStatementCache(sqlite), file, { writeLock: sqliteFile.writeLock })
+    : new SqliteDialect({ database: withStatementCache(sqlite) });
   const db = new Kysely<Database>({ dialect });
   return {
     db,
     dialect: 'sqlite',
-    ...(options.inMemory ? {} : { sqliteFile: { path: file, writeLock } }),
+    ...(sqliteFile ? { sqliteFile } : {}),
     async ping() {
       if (!sqlite.open) throw new StoreError('store.unavailable', 'the SQLite database is closed');
       await sql`select 1`.execute(db);

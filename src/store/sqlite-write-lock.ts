@@ -90,7 +90,7 @@ export class WriteLock {
       this.#refuseIfFailed();
       if (Atomics.load(this.#state, LOOP_WAITING) === 0 && Atomics.compareExchange(this.#state, OWNER, FREE, WORKER) === FREE) {
         // The failure may have been marked between the check above and the exchange.
-        if (Atomics.load(this.#state, FAILED) === 0) return;
+        if (!this.failed) return;
         this.release();
         continue;
       }
